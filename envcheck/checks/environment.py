@@ -1,0 +1,111 @@
+"""environment: the interpreter, the env prefix and the variables that steer CUDA."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from .. import diagnose
+from ..model import CheckResult, failed, passed, skipped, warned
+from .registry import Context, register
+
+CAT = "environment"
+
+
+@register(CAT, "python")
+def python(ctx: Context) -> CheckResult:
+    env = ctx.data("environment")
+    py = env["python"]
+    msg = f"Python {py['version']} ({py['implementation']}) at {py['executable']}"
+    if env.get("conda_prefix") and not env.get("python_in_prefix"):
+        return warned(
+            CAT,
+            "python",
+            msg,
+            f"this Python is not the one in {env['conda_prefix']}",
+            "run through the env: pixi run verify (or activate the env first)",
+        )
+    return passed(CAT, "python", msg)
+
+
+@register(CAT, "platform")
+def platform_info(ctx: Context) -> CheckResult:
+    p = ctx.data("environment")["platform"]
+    return passed(CAT, "platform", f"{p['system']} {p['machine']} (kernel {p['release']})")
+
+
+@register(CAT, "prefix")
+def prefix(ctx: Context) -> CheckResult:
+    env = ctx.data("environment")
+    if not env.get("conda_prefix"):
+        return skipped(CAT, "prefix", "not inside a conda/pixi environment (CONDA_PREFIX unset)")
+    name = env.get("pixi_environment")
+    label = f"pixi env {name!r}" if name else "conda env"
+    return passed(CAT, "prefix", f"{label} at {env['conda_prefix']}")
+
+
+@register(CAT, "ld_library_path")
+def ld_library_path(ctx: Context) -> CheckResult:
+    found = diagnose.shadowing(ctx.data("environment"))
+    if found:
+        return warned(
+            CAT,
+            "ld_library_path",
+            "CUDA libraries outside the env shadow the env's",
+            found.cause,
+            found.fix,
+        )
+    n = len(ctx.data("environment").get("ld_library_path", []))
+    return passed(CAT, "ld_library_path", f"no CUDA/cuDNN library shadows the env ({n} entries)")
+
+
+@register(CAT, "cuda_visible_devices")
+def cuda_visible_devices(ctx: Context) -> CheckResult:
+    env = ctx.data("environment")
+    found = diagnose.visible_devices_hidden(env)
+    if found:
+        make = failed if ctx.gpu_expected else warned
+        return make(CAT, "cuda_visible_devices", "every GPU is hidden", found.cause, found.fix)
+    value = env.get("variables", {}).get("CUDA_VISIBLE_DEVICES")
+    return passed(
+        CAT,
+        "cuda_visible_devices",
+        "CUDA_VISIBLE_DEVICES unset" if value is None else f"CUDA_VISIBLE_DEVICES={value}",
+    )
+
+
+@register(CAT, "lock_drift")
+def lock_drift(ctx: Context) -> CheckResult:
+    """The installed records equal pixi.lock's for this env and platform (sha256)."""
+    env = ctx.data("environment")
+    prefix_dir = env.get("conda_prefix")
+    name = env.get("pixi_environment")
+    root = env.get("pixi_project_root") or os.getcwd()
+    lock = Path(root, "pixi.lock")
+    if not prefix_dir or not name or not lock.is_file():
+        return skipped(CAT, "lock_drift", "not a pixi env with a pixi.lock beside it")
+    from ..lockaudit import drift_findings  # loads py-rattler only when it is needed
+
+    findings = drift_findings(lock, Path(prefix_dir), name, _conda_subdir())
+    if findings:
+        first = findings[0]
+        return failed(
+            CAT,
+            "lock_drift",
+            f"{len(findings)} installed package(s) differ from the lock",
+            getattr(first, "message", str(first)),
+            f"reinstall from the lock: pixi install --frozen -e {name}",
+        )
+    return passed(CAT, "lock_drift", f"installed packages match pixi.lock ({name})")
+
+
+def _conda_subdir() -> str:
+    system = {"Linux": "linux", "Darwin": "osx", "Windows": "win"}.get(platform.system(), "linux")
+    machine = platform.machine().lower()
+    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64"}.get(
+        machine, "64"
+    )
+    if system == "linux" and arch == "arm64":
+        arch = "aarch64"
+    return f"{system}-{arch}"

@@ -1,0 +1,70 @@
+"""imports: each framework and the scientific stack, with version and import time."""
+
+from __future__ import annotations
+
+from ..model import CheckResult, failed, passed
+from .registry import Context, register
+
+CAT = "imports"
+
+
+@register(CAT, "torch", framework="torch")
+def torch_import(ctx: Context) -> CheckResult:
+    d = ctx.data("torch.facts")
+    return passed(
+        CAT,
+        "torch",
+        f"torch {d['version']} in {d['import_seconds']:.1f} s",
+        figures={"version": d["version"], "seconds": round(d["import_seconds"], 3)},
+    )
+
+
+@register(CAT, "tensorflow", framework="tensorflow")
+def tf_import(ctx: Context) -> CheckResult:
+    d = ctx.data("tensorflow.facts")
+    return passed(
+        CAT,
+        "tensorflow",
+        f"tensorflow {d['version']} in {d['import_seconds']:.1f} s",
+        figures={"version": d["version"], "seconds": round(d["import_seconds"], 3)},
+    )
+
+
+@register(CAT, "keras", framework="tensorflow")
+def keras_import(ctx: Context) -> CheckResult:
+    k = ctx.data("tensorflow.facts")["keras"]
+    if not k["ok"]:
+        return failed(
+            CAT,
+            "keras",
+            "keras does not import",
+            k["error"],
+            "install keras matching TensorFlow (it is in every env with TensorFlow)",
+        )
+    return passed(CAT, "keras", f"keras {k['version']}", figures={"version": k["version"]})
+
+
+def _science_check(module: str):
+    def check(ctx: Context) -> CheckResult:
+        m = ctx.data("science")["modules"][module]
+        if not m["ok"]:
+            return failed(
+                CAT,
+                module,
+                f"{module} does not import",
+                m["error"],
+                f"reinstall the env from the lock (pixi install); {module} is in every env",
+            )
+        return passed(
+            CAT,
+            module,
+            f"{module} {m['version']} in {m['seconds']:.2f} s",
+            figures={"version": m["version"], "seconds": round(m["seconds"], 3)},
+        )
+
+    check.__name__ = f"{module}_import"
+    return check
+
+
+for _module in ("numpy", "scipy", "pandas", "matplotlib"):
+    register(CAT, _module)(_science_check(_module))

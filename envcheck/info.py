@@ -1,0 +1,103 @@
+"""`envcheck info`: the environment report alone, asked of the frameworks and NVML.
+
+collect_env reads nvcc on PATH and cuDNN from ldconfig, both wrong inside a conda/pixi env;
+this asks the loaded libraries themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .checks import Context
+
+
+def gather_info(ctx: Context) -> dict[str, Any]:
+    """Plain data first (PyTorch collect_env's split); rendering comes after."""
+    info: dict[str, Any] = {"environment": ctx.outcome("environment").data}
+    names = ["nvml"] + [f"{fw}.facts" for fw in ctx.frameworks]
+    for name in names:
+        o = ctx.outcome(name)
+        info[name] = o.data if o.ok else {"error": o.describe_failure()}
+    return info
+
+
+def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    env = info["environment"]
+    rows = [
+        ("Python", f"{env['python']['version']} ({env['python']['executable']})"),
+        ("Platform", f"{env['platform']['system']} {env['platform']['machine']}"),
+        ("Env", f"{env.get('pixi_environment') or '-'} at {env.get('conda_prefix') or '-'}"),
+    ]
+    for name, pkg in sorted(env.get("conda_packages", {}).items()):
+        rows.append((f"  conda {name}", f"{pkg['version']} ({pkg['build']})"))
+    for key, value in sorted(env.get("variables", {}).items()):
+        rows.append((f"  ${key}", value))
+    if env.get("shadowing"):
+        rows.append(("LD_LIBRARY_PATH shadows", "; ".join(s["path"] for s in env["shadowing"])))
+    nvml = info.get("nvml", {})
+    if nvml.get("available"):
+        rows.append(
+            ("NVIDIA driver", f"{nvml['driver_version']} (CUDA {nvml['cuda_driver_version']})")
+        )
+        for g in nvml["gpus"]:
+            rows.append(
+                (
+                    f"  GPU {g['index']}",
+                    f"{g['name']} cc {g['compute_capability']}, "
+                    f"{g['memory_total_mib']} MiB, MIG {'on' if g['mig_mode'] else 'off'}, "
+                    f"mode {g['compute_mode']}",
+                )
+            )
+    else:
+        rows.append(("NVIDIA driver", nvml.get("error") or "not found"))
+    t = info.get("torch.facts")
+    if t is not None:
+        rows.append(
+            (
+                "PyTorch",
+                t.get("error")
+                or f"{t['version']}, CUDA build {t.get('cuda_build') or 'none (CPU)'}",
+            )
+        )
+        if t.get("cuda_build"):
+            rows.append(
+                ("  cuDNN runtime/compiled", f"{t.get('cudnn_runtime')} / {t.get('cudnn_compile')}")
+            )
+            rows.append(("  NCCL", str(t.get("nccl"))))
+            rows.append(("  arch list", " ".join(t.get("arch_list") or [])))
+            rows.append(
+                (
+                    "  CUDA available",
+                    f"{t.get('cuda_available')} {t.get('init_error') or ''}".strip(),
+                )
+            )
+            for d in t.get("devices", []):
+                rows.append((f"  cuda:{d['index']}", f"{d['name']} ({d['sm']})"))
+    tf = info.get("tensorflow.facts")
+    if tf is not None:
+        if tf.get("error"):
+            rows.append(("TensorFlow", tf["error"]))
+        else:
+            b = tf.get("build_info", {})
+            cuda = b.get("cuda_version") or "none (CPU)"
+            rows.append(
+                (
+                    "TensorFlow",
+                    f"{tf['version']}, CUDA build {cuda}, cuDNN "
+                    f"{b.get('cudnn_version') or '-'}; keras {tf['keras'].get('version')}",
+                )
+            )
+            rows.append(("  GPUs", ", ".join(d["name"] or "?" for d in tf["devices"]) or "none"))
+    return rows
+
+
+def render_info(info: dict[str, Any], console: Console) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in _rows(info):
+        table.add_row(key, value)
+    console.print(table)

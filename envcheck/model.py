@@ -1,0 +1,127 @@
+"""Result model, DCGM style: category -> check -> per-device result.
+
+Plain dataclasses so that a report can be rendered, serialised and compared
+without any framework loaded.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CATEGORIES = ("environment", "imports", "build", "devices", "kernels", "training")
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"
+    WARN = "warn"
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+@dataclass
+class DeviceResult:
+    """One check's outcome on one device (a GPU, or the CPU)."""
+
+    device: str
+    status: Status
+    message: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CheckResult:
+    category: str
+    name: str
+    status: Status
+    message: str
+    cause: str | None = None
+    fix: str | None = None
+    duration_s: float = 0.0
+    devices: list[DeviceResult] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def check_id(self) -> str:
+        return f"{self.category}.{self.name}"
+
+
+def passed(category: str, name: str, message: str, **kw: Any) -> CheckResult:
+    return CheckResult(category, name, Status.PASS, message, **kw)
+
+
+def failed(category: str, name: str, message: str, cause: str, fix: str, **kw: Any) -> CheckResult:
+    return CheckResult(category, name, Status.FAIL, message, cause=cause, fix=fix, **kw)
+
+
+def warned(category: str, name: str, message: str, cause: str, fix: str, **kw: Any) -> CheckResult:
+    return CheckResult(category, name, Status.WARN, message, cause=cause, fix=fix, **kw)
+
+
+def skipped(category: str, name: str, message: str, **kw: Any) -> CheckResult:
+    return CheckResult(category, name, Status.SKIP, message, **kw)
+
+
+def worst(statuses: list[Status]) -> Status:
+    order = [Status.PASS, Status.SKIP, Status.WARN, Status.FAIL]
+    return max(statuses, key=order.index, default=Status.PASS)
+
+
+@dataclass
+class Report:
+    profile: str
+    frameworks: list[str]
+    require_gpu: bool
+    environment: dict[str, Any]
+    checks: list[CheckResult]
+    envcheck_version: str
+    started_at: str
+    duration_s: float
+
+    @property
+    def status(self) -> Status:
+        return worst([c.status for c in self.checks])
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status is Status.FAIL else 0
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for c in self.checks:
+            out[c.status.value] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        categories = []
+        for cat in CATEGORIES:
+            checks = [_check_dict(c) for c in self.checks if c.category == cat]
+            if checks:
+                status = worst([Status(c["status"]) for c in checks]).value
+                categories.append({"name": cat, "status": status, "checks": checks})
+        return {
+            "schema_version": 1,
+            "envcheck_version": self.envcheck_version,
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 3),
+            "profile": self.profile,
+            "frameworks": self.frameworks,
+            "require_gpu": self.require_gpu,
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "counts": self.counts(),
+            "environment": self.environment,
+            "categories": categories,
+        }
+
+
+def _check_dict(c: CheckResult) -> dict[str, Any]:
+    d = asdict(c)
+    d["id"] = c.check_id
+    d["status"] = c.status.value
+    d["duration_s"] = round(c.duration_s, 3)
+    for dev in d["devices"]:
+        dev["status"] = Status(dev["status"]).value
+    del d["category"]
+    return d

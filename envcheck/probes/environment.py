@@ -1,0 +1,109 @@
+"""Facts about the interpreter, the conda/pixi prefix and the variables that steer CUDA."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+# Libraries whose copies outside the env shadow the env's own when on LD_LIBRARY_PATH.
+SHADOW_PATTERNS = ("libcudart.so*", "libcudnn*.so*", "libcublas.so*", "libnccl.so*", "libcuda.so*")
+# conda packages whose build strings tell which variant is installed.
+KEY_PACKAGES = (
+    "python",
+    "pytorch",
+    "libtorch",
+    "pytorch-gpu",
+    "pytorch-cpu",
+    "tensorflow",
+    "tensorflow-base",
+    "tensorflow-gpu",
+    "tensorflow-cpu",
+    "keras",
+    "cudnn",
+    "cuda-version",
+    "cudatoolkit",
+    "nccl",
+    "cuda-cudart",
+    "libcublas",
+    "numpy",
+)
+STEERING_VARS = (
+    "CUDA_VISIBLE_DEVICES",
+    "CONDA_OVERRIDE_CUDA",
+    "XLA_FLAGS",
+    "TF_FORCE_GPU_ALLOW_GROWTH",
+    "ENVCHECK_PROFILE",
+    "ENVCHECK_FRAMEWORKS",
+    "ENVCHECK_DATA_DIR",
+    "NVIDIA_VISIBLE_DEVICES",
+)
+
+
+def conda_packages(prefix: str | None, names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, Any]:
+    """name -> {version, build} for the key packages installed in ``prefix``."""
+    out: dict[str, Any] = {}
+    if not prefix:
+        return out
+    meta = Path(prefix, "conda-meta")
+    for path in sorted(meta.glob("*.json")):
+        name = path.name.rsplit("-", 2)[0]
+        if name not in names:
+            continue
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        out[rec.get("name", name)] = {"version": rec.get("version"), "build": rec.get("build")}
+    return out
+
+
+def shadowing_libraries(ld_path: str, prefix: str | None) -> list[dict[str, Any]]:
+    """CUDA/cuDNN libraries found on LD_LIBRARY_PATH entries outside the env prefix."""
+    found = []
+    root = os.path.realpath(prefix) if prefix else None
+    for entry in [e for e in ld_path.split(os.pathsep) if e]:
+        real = os.path.realpath(entry)
+        if root and (real == root or real.startswith(root + os.sep)):
+            continue
+        libs = sorted(
+            {
+                os.path.basename(p)
+                for pat in SHADOW_PATTERNS
+                for p in glob.glob(os.path.join(real, pat))
+            }
+        )
+        if libs:
+            found.append({"path": entry, "libraries": libs})
+    return found
+
+
+def gather(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    env = dict(os.environ if environ is None else environ)
+    prefix = env.get("CONDA_PREFIX")
+    ld_path = env.get("LD_LIBRARY_PATH", "")
+    return {
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "platform": {
+            "system": platform.system(),
+            "machine": platform.machine(),
+            "release": platform.release(),
+        },
+        "conda_prefix": prefix,
+        "python_in_prefix": bool(prefix)
+        and os.path.realpath(sys.executable).startswith(os.path.realpath(prefix)),
+        "pixi_environment": env.get("PIXI_ENVIRONMENT_NAME"),
+        "pixi_project_root": env.get("PIXI_PROJECT_ROOT"),
+        "ld_library_path": [e for e in ld_path.split(os.pathsep) if e],
+        "shadowing": shadowing_libraries(ld_path, prefix),
+        "variables": {k: env[k] for k in STEERING_VARS if k in env},
+        "conda_packages": conda_packages(prefix),
+    }

@@ -1,0 +1,75 @@
+"""Driver and GPU facts from NVML (nvidia-ml-py), never from nvidia-smi text or nvcc.
+
+Runs in a subprocess: a wedged driver can hang NVML calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def gather(args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        import pynvml
+    except ImportError:
+        return {
+            "available": False,
+            "reason": "binding_missing",
+            "error": "the nvidia-ml-py package (module pynvml) is not installed",
+        }
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return {"available": False, "reason": "no_driver", "error": _text(exc)}
+    try:
+        return {"available": True, **_read_all(pynvml)}
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _optional(fn, *args, default=None):
+    """NVML answers NotSupported for some queries on some boards: that is not a failure."""
+    try:
+        return fn(*args)
+    except Exception:
+        return default
+
+
+def _read_all(nv) -> dict[str, Any]:
+    cuda = _optional(nv.nvmlSystemGetCudaDriverVersion_v2) or _optional(
+        nv.nvmlSystemGetCudaDriverVersion
+    )
+    gpus = []
+    for i in range(nv.nvmlDeviceGetCount()):
+        h = nv.nvmlDeviceGetHandleByIndex(i)
+        mem = nv.nvmlDeviceGetMemoryInfo(h)
+        cc = _optional(nv.nvmlDeviceGetCudaComputeCapability, h)
+        mig = _optional(nv.nvmlDeviceGetMigMode, h)
+        mode = _optional(nv.nvmlDeviceGetComputeMode, h)
+        gpus.append(
+            {
+                "index": i,
+                "name": _text(nv.nvmlDeviceGetName(h)),
+                "uuid": _text(nv.nvmlDeviceGetUUID(h)),
+                "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,
+                "memory_total_mib": mem.total // 2**20,
+                "memory_used_mib": mem.used // 2**20,
+                "mig_mode": bool(mig[0]) if mig else False,
+                "compute_mode": COMPUTE_MODES.get(mode, str(mode)) if mode is not None else None,
+                "persistence_mode": _optional(nv.nvmlDeviceGetPersistenceMode, h),
+                "processes": len(_optional(nv.nvmlDeviceGetComputeRunningProcesses, h, default=[])),
+                "retired_pages_pending": _optional(nv.nvmlDeviceGetRetiredPagesPendingStatus, h),
+            }
+        )
+    return {
+        "driver_version": _text(nv.nvmlSystemGetDriverVersion()),
+        # NVML encodes CUDA 12.4 as 12040
+        "cuda_driver_version": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
+        "gpus": gpus,
+    }

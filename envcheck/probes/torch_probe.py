@@ -1,0 +1,173 @@
+"""PyTorch facts and kernels. Imported only inside a probe subprocess."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def _cuda_init_error(torch) -> str | None:
+    """Why CUDA is unusable, in the driver's words (is_available() only says False)."""
+    try:
+        torch.cuda.init()
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".strip()
+
+
+def facts(args: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    import torch
+
+    out: dict[str, Any] = {
+        "import_seconds": time.perf_counter() - start,
+        "version": torch.__version__,
+        "file": torch.__file__,
+        "cuda_build": torch.version.cuda,
+        "cuda_available": False,
+        "device_count": 0,
+        "devices": [],
+    }
+    if torch.version.cuda is None:
+        return out
+    out["arch_list"] = torch.cuda.get_arch_list()
+    out["cudnn_compile"] = _safe(lambda: torch._C._cudnn.getCompileVersion())
+    out["cudnn_runtime"] = _safe(torch.backends.cudnn.version)
+    out["nccl"] = _safe(lambda: ".".join(map(str, torch.cuda.nccl.version())))
+    out["init_error"] = _cuda_init_error(torch)
+    out["cuda_available"] = torch.cuda.is_available()
+    if out["cuda_available"]:
+        out["device_count"] = torch.cuda.device_count()
+        for i in range(out["device_count"]):
+            p = torch.cuda.get_device_properties(i)
+            out["devices"].append(
+                {
+                    "index": i,
+                    "name": p.name,
+                    "compute_capability": f"{p.major}.{p.minor}",
+                    "sm": f"sm_{p.major}{p.minor}",
+                    "memory_total_mib": p.total_memory // 2**20,
+                    "multiprocessors": p.multi_processor_count,
+                    "uuid": str(getattr(p, "uuid", "")) or None,
+                }
+            )
+    return out
+
+
+def _safe(fn):
+    try:
+        value = fn()
+    except Exception:
+        return None
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _devices(torch, args) -> list[str]:
+    if args.get("device") == "cpu" or not torch.cuda.is_available():
+        return ["cpu"]
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+def _sync(torch, device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def _matmul_check(torch, device: str, n: int) -> dict[str, Any]:
+    gen = torch.Generator().manual_seed(0)
+    a64 = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    b64 = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    ref = a64 @ b64
+    got = (a64.float().to(device) @ b64.float().to(device)).double().cpu()
+    rel = float((got - ref).norm() / ref.norm())
+    tf32 = device.startswith("cuda") and torch.backends.cuda.matmul.allow_tf32
+    # fp32 accumulation error grows ~sqrt(n)*eps; TF32 keeps a 10-bit mantissa (eps ~1e-3)
+    tol = 5e-3 if tf32 else 1e-5
+    return {"rel_error": rel, "tolerance": tol, "tf32": tf32, "ok": rel <= tol}
+
+
+def _tflops(torch, device: str, n: int, dtype, reps: int) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    _sync(torch, device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(torch, device)
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def _conv_check(torch, device: str) -> dict[str, Any]:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 3, 32, 32, generator=gen, dtype=torch.float64)
+    w = torch.randn(16, 3, 3, 3, generator=gen, dtype=torch.float64)
+    ref = torch.nn.functional.conv2d(x, w, padding=1)
+    got = torch.nn.functional.conv2d(x.float().to(device), w.float().to(device), padding=1)
+    rel = float((got.double().cpu() - ref).norm() / ref.norm())
+    return {
+        "rel_error": rel,
+        "tolerance": 5e-3,
+        "ok": rel <= 5e-3,
+        "cudnn": device.startswith("cuda") and torch.backends.cudnn.is_acceptable(got),
+    }
+
+
+def _autocast_check(torch, device: str) -> dict[str, Any]:
+    dev_type = "cuda" if device.startswith("cuda") else "cpu"
+    dtype = torch.bfloat16
+    if dev_type == "cuda" and not torch.cuda.is_bf16_supported():
+        dtype = torch.float16
+    gen = torch.Generator().manual_seed(2)
+    a = torch.randn(256, 256, generator=gen).to(device)
+    b = torch.randn(256, 256, generator=gen).to(device)
+    with torch.autocast(device_type=dev_type, dtype=dtype):
+        out = a @ b
+    ref = (a.double() @ b.double()).cpu()
+    rel = float((out.double().cpu() - ref).norm() / ref.norm())
+    # bf16 keeps 8 mantissa bits: ~4e-3 relative per element, less after averaging
+    return {
+        "dtype": str(dtype).replace("torch.", ""),
+        "out_dtype": str(out.dtype).replace("torch.", ""),
+        "rel_error": rel,
+        "tolerance": 2e-2,
+        "ok": rel <= 2e-2 and out.dtype == dtype,
+    }
+
+
+def kernels(args: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    results = []
+    for device in _devices(torch, args):
+        gpu = device.startswith("cuda")
+        n = 4096 if gpu else 512
+        entry: dict[str, Any] = {"device": device}
+        if gpu:
+            entry["name"] = torch.cuda.get_device_name(device)
+        entry["matmul"] = _matmul_check(torch, device, 1024 if gpu else 256)
+        entry["conv2d"] = _conv_check(torch, device)
+        entry["autocast"] = _autocast_check(torch, device)
+        entry["tflops_fp32"] = _tflops(torch, device, n, torch.float32, 20 if gpu else 3)
+        if gpu:
+            entry["tflops_bf16"] = _tflops(torch, device, n, torch.bfloat16, 20)
+        results.append(entry)
+    return {"devices": results}
+
+
+def device_assert(args: dict[str, Any]) -> dict[str, Any]:
+    """A failing device-side assert must surface as a RuntimeError, not pass silently.
+
+    Its own process: after a device assert the CUDA context is unusable.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"ran": False}
+    try:
+        torch._assert_async(torch.tensor(0, device="cuda:0"))
+        torch.cuda.synchronize()
+    except RuntimeError as exc:
+        return {"ran": True, "raised": True, "error": str(exc).splitlines()[0][:200]}
+    return {"ran": True, "raised": False}

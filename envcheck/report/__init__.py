@@ -1,0 +1,1 @@
+"""Renderers of a Report: terminal (rich), JSON, JUnit XML, GitHub step summary."""

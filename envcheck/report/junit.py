@@ -1,0 +1,55 @@
+"""JUnit XML for CI systems: a testsuite per category, a testcase per check."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from ..model import CATEGORIES, Report, Status
+
+
+def to_junit(report: Report) -> str:
+    suites = ET.Element(
+        "testsuites",
+        name=f"envcheck {report.profile}",
+        tests=str(len(report.checks)),
+        failures=str(report.counts()["fail"]),
+        errors="0",
+        time=f"{report.duration_s:.3f}",
+    )
+    for cat in CATEGORIES:
+        checks = [c for c in report.checks if c.category == cat]
+        if not checks:
+            continue
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=cat,
+            tests=str(len(checks)),
+            failures=str(sum(c.status is Status.FAIL for c in checks)),
+            errors="0",
+            skipped=str(sum(c.status is Status.SKIP for c in checks)),
+            time=f"{sum(c.duration_s for c in checks):.3f}",
+            timestamp=report.started_at[:19],
+        )
+        for c in checks:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=c.name,
+                classname=f"envcheck.{cat}",
+                time=f"{c.duration_s:.3f}",
+            )
+            lines = [c.message] + [f"{d.device}: {d.status.value}: {d.message}" for d in c.devices]
+            if c.status is Status.FAIL:
+                node = ET.SubElement(case, "failure", message=c.cause or c.message, type="fail")
+                node.text = "\n".join(lines + [f"fix: {c.fix}"])
+            elif c.status is Status.SKIP:
+                ET.SubElement(case, "skipped", message=c.message)
+            else:
+                if c.status is Status.WARN:
+                    lines += [f"warning: {c.cause}", f"fix: {c.fix}"]
+                ET.SubElement(case, "system-out").text = "\n".join(lines)
+    ET.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )

@@ -1,0 +1,28 @@
+"""Markdown table for $GITHUB_STEP_SUMMARY."""
+
+from __future__ import annotations
+
+from ..model import Report, Status
+
+ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.SKIP: "⏭️", Status.FAIL: "❌"}
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: Report) -> str:
+    verdict = "failed" if report.exit_code else "passed"
+    lines = [
+        f"### envcheck: `{report.profile}` {verdict}",
+        "",
+        "| | check | result | fix |",
+        "|---|---|---|---|",
+    ]
+    for c in report.checks:
+        fix = c.fix if c.status in (Status.FAIL, Status.WARN) else ""
+        msg = c.message if not c.cause or c.status is Status.PASS else f"{c.message}: {c.cause}"
+        lines.append(f"| {ICON[c.status]} | `{c.check_id}` | {_cell(msg)} | {_cell(fix)} |")
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+    lines += ["", f"{counts} in {report.duration_s:.1f} s", ""]
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""Human report with rich: one table, categories in order, causes and fixes under failures."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..model import CATEGORIES, Report, Status
+
+STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.SKIP: "dim", Status.FAIL: "bold red"}
+LABEL = {Status.PASS: "PASS", Status.WARN: "WARN", Status.SKIP: "SKIP", Status.FAIL: "FAIL"}
+
+
+def render(report: Report, console: Console) -> None:
+    env = report.environment
+    py = env.get("python", {})
+    where = env.get("pixi_environment") or env.get("conda_prefix") or "no conda env"
+    console.print(
+        f"[bold]envcheck {report.envcheck_version}[/] profile [bold]{report.profile}[/] "
+        f"({', '.join(report.frameworks)}{', GPU required' if report.require_gpu else ''}) "
+        f"- Python {py.get('version', '?')} - {where}"
+    )
+    table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", overflow="fold")
+    for cat in CATEGORIES:
+        for c in (c for c in report.checks if c.category == cat):
+            table.add_row(Text(LABEL[c.status], style=STYLE[c.status]), c.check_id, Text(c.message))
+            for d in c.devices:
+                table.add_row(
+                    Text(f"  {LABEL[d.status]}", style=STYLE[d.status]),
+                    Text(f"  {d.device}", style="dim"),
+                    Text(d.message),
+                )
+            if c.status in (Status.FAIL, Status.WARN) and c.cause:
+                table.add_row("", "", Text(f"cause: {c.cause}", style=STYLE[c.status]))
+                table.add_row("", "", Text(f"fix:   {c.fix}", style="cyan"))
+    console.print(table)
+    counts = report.counts()
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    verdict = "FAILED" if report.exit_code else "PASSED"
+    style = "bold red" if report.exit_code else "bold green"
+    console.print(Text(f"{verdict}: {summary} in {report.duration_s:.1f} s", style=style))

@@ -1,0 +1,54 @@
+"""Shared fixtures: where the repo and ../shared are, and how to run envcheck for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MNIST_DIR = SHARED / "data" / "mnist"
+SNAPSHOT_DIR = SHARED / "conda-forge-snapshot"
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST files not found at {MNIST_DIR} (../shared beside the checkout)")
+    return MNIST_DIR
+
+
+@pytest.fixture
+def snapshot_dir() -> Path:
+    if not (SNAPSHOT_DIR / "linux-64" / "repodata.json").is_file():
+        pytest.skip(f"conda-forge snapshot not found at {SNAPSHOT_DIR}")
+    return SNAPSHOT_DIR
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without envcheck's steering variables, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ENVCHECK_")
+        and k not in ("GITHUB_STEP_SUMMARY", "CONDA_PREFIX", "PIXI_ENVIRONMENT_NAME")
+    }
+    env.update(extra)
+    return env
+
+
+def run_envcheck(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "envcheck", *args],
+        cwd=cwd or REPO,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

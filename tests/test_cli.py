@@ -1,0 +1,143 @@
+"""Real runs of `envcheck verify` / `info` on this machine's CPU frameworks."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import jsonschema
+import pytest
+import xmlschema
+from conftest import clean_env, run_envcheck
+
+from envcheck.report.json_report import SCHEMA_PATH
+
+JUNIT_XSD = SCHEMA_PATH.with_name("junit.xsd")
+
+
+def _checks(report: dict) -> dict[str, dict]:
+    return {c["id"]: c for cat in report["categories"] for c in cat["checks"]}
+
+
+@pytest.fixture(scope="module")
+def cuda12_run(tmp_path_factory):
+    """cuda12 profile on this GPU-less machine with CPU builds: must fail loudly."""
+    out = tmp_path_factory.mktemp("cuda12")
+    summary = out / "summary.md"
+    proc = run_envcheck(
+        "verify",
+        "--json",
+        str(out / "r.json"),
+        "--junit",
+        str(out / "r.xml"),
+        "--save-facts",
+        str(out / "facts.json"),
+        env=clean_env(ENVCHECK_PROFILE="cuda12", GITHUB_STEP_SUMMARY=str(summary)),
+    )
+    return proc, out
+
+
+def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
+    proc, out = cuda12_run
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads((out / "r.json").read_text())
+    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
+    checks = _checks(report)
+    assert report["profile"] == "cuda12" and report["status"] == "fail"
+    assert checks["build.torch"]["status"] == "fail"
+    assert "CPU-only build" in checks["build.torch"]["cause"]
+    assert "pixi install -e cuda12" in checks["build.torch"]["fix"]
+    assert checks["devices.gpus"]["status"] == "fail"
+    assert "no NVIDIA driver" in checks["devices.gpus"]["cause"]
+    # nothing falls back to the CPU: kernels and training are failed, not run on the CPU
+    for cid in ("kernels.torch", "training.torch", "training.tensorflow"):
+        assert checks[cid]["status"] == "fail" and "not run" in checks[cid]["message"]
+    assert "FAILED" in proc.stdout and "CPU-only build" in proc.stdout
+
+
+def test_junit_and_step_summary_of_failed_run(cuda12_run):
+    _, out = cuda12_run
+    xml = (out / "r.xml").read_text()
+    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(xml)
+    root = ET.fromstring(xml)
+    failures = root.findall(".//testcase/failure")
+    assert int(root.get("failures")) == len(failures) > 0
+    names = {
+        f"{c.get('classname')}.{c.get('name')}"
+        for c in root.iter("testcase")
+        if c.find("failure") is not None
+    }
+    assert "envcheck.build.torch" in names
+    summary = (out / "summary.md").read_text()
+    assert "### envcheck: `cuda12` failed" in summary and "| ❌ | `build.torch` |" in summary
+
+
+def test_replay_of_saved_facts_gives_the_same_verdicts(cuda12_run, tmp_path):
+    _, out = cuda12_run
+    proc = run_envcheck(
+        "verify",
+        "--expect",
+        "cuda12",
+        "--replay",
+        str(out / "facts.json"),
+        "--json",
+        str(tmp_path / "replayed.json"),
+    )
+    assert proc.returncode == 1
+    live = {k: v["status"] for k, v in _checks(json.loads((out / "r.json").read_text())).items()}
+    replayed = _checks(json.loads((tmp_path / "replayed.json").read_text()))
+    assert {k: v["status"] for k, v in replayed.items()} == live
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["verify", "--expect", "cuda99"], "unknown profile 'cuda99'"),
+        (["verify", "--framework", "jax"], "unknown framework 'jax'"),
+        (["verify", "--min-accuracy", "7"], "--min-accuracy takes a fraction"),
+        (["info", "--expect", "gpu"], "unknown profile 'gpu'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args, message):
+    proc = run_envcheck(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("envcheck: error: ")
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unknown_profile_from_environment_variable():
+    proc = run_envcheck("verify", env=clean_env(ENVCHECK_PROFILE="cuda14"))
+    assert proc.returncode == 2 and "from $ENVCHECK_PROFILE" in proc.stderr
+
+
+def test_replay_of_a_corrupt_facts_file(tmp_path):
+    bad = tmp_path / "facts.json"
+    bad.write_text("{not json")
+    proc = run_envcheck("verify", "--replay", str(bad))
+    assert proc.returncode == 2 and "cannot read recorded facts" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_info_reports_frameworks_without_nvcc(tmp_path):
+    proc = run_envcheck("info", "--json", str(tmp_path / "info.json"))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((tmp_path / "info.json").read_text())
+    import torch
+
+    assert info["torch.facts"]["version"] == torch.__version__
+    assert info["tensorflow.facts"]["build_info"]["is_cuda_build"] is False
+    assert "PyTorch" in proc.stdout and "TensorFlow" in proc.stdout
+
+
+def test_importing_envcheck_loads_no_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, envcheck, envcheck.cli, envcheck.verify, envcheck.checks, "
+        "envcheck.report.terminal; "
+        "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
