@@ -33,25 +33,28 @@ def gather(args: dict[str, Any]) -> dict[str, Any]:
         pynvml.nvmlShutdown()
 
 
-def _optional(fn, *args, default=None):
-    """NVML answers NotSupported for some queries on some boards: that is not a failure."""
+def _optional(nv, name: str, *args, default=None):
+    """NVML answers NotSupported for some queries on some boards: that is not a failure.
+
+    A query the binding lacks (the ctypes fallback reads fewer) reads as unknown too.
+    """
     try:
-        return fn(*args)
+        return getattr(nv, name)(*args)
     except Exception:
         return default
 
 
 def _read_all(nv) -> dict[str, Any]:
-    cuda = _optional(nv.nvmlSystemGetCudaDriverVersion_v2) or _optional(
-        nv.nvmlSystemGetCudaDriverVersion
+    cuda = _optional(nv, "nvmlSystemGetCudaDriverVersion_v2") or _optional(
+        nv, "nvmlSystemGetCudaDriverVersion"
     )
     gpus = []
     for i in range(nv.nvmlDeviceGetCount()):
         h = nv.nvmlDeviceGetHandleByIndex(i)
         mem = nv.nvmlDeviceGetMemoryInfo(h)
-        cc = _optional(nv.nvmlDeviceGetCudaComputeCapability, h)
-        mig = _optional(nv.nvmlDeviceGetMigMode, h)
-        mode = _optional(nv.nvmlDeviceGetComputeMode, h)
+        cc = _optional(nv, "nvmlDeviceGetCudaComputeCapability", h)
+        mig = _optional(nv, "nvmlDeviceGetMigMode", h)
+        mode = _optional(nv, "nvmlDeviceGetComputeMode", h)
         gpus.append(
             {
                 "index": i,
@@ -62,9 +65,11 @@ def _read_all(nv) -> dict[str, Any]:
                 "memory_used_mib": mem.used // 2**20,
                 "mig_mode": bool(mig[0]) if mig else False,
                 "compute_mode": COMPUTE_MODES.get(mode, str(mode)) if mode is not None else None,
-                "persistence_mode": _optional(nv.nvmlDeviceGetPersistenceMode, h),
-                "processes": len(_optional(nv.nvmlDeviceGetComputeRunningProcesses, h, default=[])),
-                "retired_pages_pending": _optional(nv.nvmlDeviceGetRetiredPagesPendingStatus, h),
+                "persistence_mode": _optional(nv, "nvmlDeviceGetPersistenceMode", h),
+                "processes": len(
+                    _optional(nv, "nvmlDeviceGetComputeRunningProcesses", h, default=[])
+                ),
+                "retired_pages_pending": _optional(nv, "nvmlDeviceGetRetiredPagesPendingStatus", h),
             }
         )
     return {

@@ -1,0 +1,109 @@
+"""A minimal NVML binding over ctypes, used only where nvidia-ml-py is not installed.
+
+conda-forge environments may lack nvidia-ml-py; libnvidia-ml ships with every NVIDIA
+driver, so reading the few values envcheck needs stays possible. Same names and return
+shapes as pynvml for the functions used in envcheck.probes.nvml.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from types import SimpleNamespace
+
+LIBRARY_NAMES = (
+    ("libnvidia-ml.so.1", "libnvidia-ml.so") if sys.platform != "win32" else ("nvml.dll",)
+)
+
+
+class NVMLError(Exception):
+    pass
+
+
+class _Memory(ctypes.Structure):
+    _fields_ = [
+        ("total", ctypes.c_ulonglong),
+        ("free", ctypes.c_ulonglong),
+        ("used", ctypes.c_ulonglong),
+    ]
+
+
+class CtypesNvml:
+    NVMLError = NVMLError
+
+    def __init__(self) -> None:
+        self._lib = None
+
+    def _call(self, name: str, *args) -> None:
+        rc = getattr(self._lib, name)(*args)
+        if rc != 0:
+            raise NVMLError(f"{name} returned NVML error {rc}")
+
+    def nvmlInit(self) -> None:
+        for name in LIBRARY_NAMES:
+            try:
+                self._lib = ctypes.CDLL(name)
+                break
+            except OSError:
+                continue
+        else:
+            raise NVMLError("NVML Shared Library Not Found")
+        self._call("nvmlInit_v2")
+
+    def nvmlShutdown(self) -> None:
+        self._call("nvmlShutdown")
+
+    def _string(self, name: str, *args) -> str:
+        buf = ctypes.create_string_buffer(96)
+        self._call(name, *args, buf, ctypes.c_uint(96))
+        return buf.value.decode()
+
+    def _int(self, name: str, *args) -> int:
+        value = ctypes.c_int()
+        self._call(name, *args, ctypes.byref(value))
+        return value.value
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return self._string("nvmlSystemGetDriverVersion")
+
+    def nvmlSystemGetCudaDriverVersion_v2(self) -> int:
+        return self._int("nvmlSystemGetCudaDriverVersion_v2")
+
+    def nvmlDeviceGetCount(self) -> int:
+        count = ctypes.c_uint()
+        self._call("nvmlDeviceGetCount_v2", ctypes.byref(count))
+        return count.value
+
+    def nvmlDeviceGetHandleByIndex(self, index: int):
+        handle = ctypes.c_void_p()
+        self._call("nvmlDeviceGetHandleByIndex_v2", ctypes.c_uint(index), ctypes.byref(handle))
+        return handle
+
+    def nvmlDeviceGetName(self, h) -> str:
+        return self._string("nvmlDeviceGetName", h)
+
+    def nvmlDeviceGetUUID(self, h) -> str:
+        return self._string("nvmlDeviceGetUUID", h)
+
+    def nvmlDeviceGetMemoryInfo(self, h) -> SimpleNamespace:
+        mem = _Memory()
+        self._call("nvmlDeviceGetMemoryInfo", h, ctypes.byref(mem))
+        return SimpleNamespace(total=mem.total, used=mem.used, free=mem.free)
+
+    def nvmlDeviceGetCudaComputeCapability(self, h) -> tuple[int, int]:
+        major, minor = ctypes.c_int(), ctypes.c_int()
+        self._call(
+            "nvmlDeviceGetCudaComputeCapability", h, ctypes.byref(major), ctypes.byref(minor)
+        )
+        return major.value, minor.value
+
+    def nvmlDeviceGetMigMode(self, h) -> tuple[int, int]:
+        current, pending = ctypes.c_uint(), ctypes.c_uint()
+        self._call("nvmlDeviceGetMigMode", h, ctypes.byref(current), ctypes.byref(pending))
+        return current.value, pending.value
+
+    def nvmlDeviceGetComputeMode(self, h) -> int:
+        return self._int("nvmlDeviceGetComputeMode", h)
+
+    def nvmlDeviceGetPersistenceMode(self, h) -> int:
+        return self._int("nvmlDeviceGetPersistenceMode", h)
