@@ -12,7 +12,7 @@ from . import __version__
 from .checks import REGISTRY, Context, Options, ProbeFailed
 from .checks.registry import PROBES, Check
 from .errors import EnvcheckError
-from .model import CATEGORIES, CheckResult, Report, failed
+from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probes import environment
 from .profiles import Profile
 from .runner import ProbeOutcome, run_probe
@@ -82,6 +82,16 @@ def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
     o = exc.outcome
     if o.user_error:  # e.g. MNIST missing: the message already names cause and fix
         return failed(check.category, check.name, o.error or "failed", o.error or "", "see message")
+    if (o.error or "").startswith("ModuleNotFoundError"):
+        module = (o.error or "").split("'")[1] if "'" in (o.error or "") else "a module"
+        return failed(
+            check.category,
+            check.name,
+            f"{module} is not installed",
+            f"{o.error} (probe {exc.name})",
+            "install the environment from the lock (pixi install -e <env>), or leave "
+            "the framework out with --framework",
+        )
     detail = f"; stderr: {o.stderr_tail.splitlines()[-1][:200]}" if o.stderr_tail else ""
     fix = {
         "timeout": "the framework hung: check `nvidia-smi` for a stuck GPU or process, then rerun",
@@ -104,6 +114,7 @@ def run_checks(
     ctx: Context, checks: list[Check], on_start: Callable[[Check], None] | None = None
 ) -> list[CheckResult]:
     results = []
+    reported: dict[str, str] = {}  # failed probe -> the check that already reported it
     for check in sorted(checks, key=lambda c: CATEGORIES.index(c.category)):
         if not check.applies(ctx):
             continue
@@ -113,7 +124,15 @@ def run_checks(
         try:
             result = check.fn(ctx)
         except ProbeFailed as exc:
-            result = probe_failure(check, exc)
+            if exc.name in reported:  # one failure, one report: the rest say where it is
+                result = skipped(
+                    check.category,
+                    check.name,
+                    f"not run: probe {exc.name} failed (see {reported[exc.name]})",
+                )
+            else:
+                result = probe_failure(check, exc)
+                reported[exc.name] = check.check_id
         except Exception as exc:  # a bug in one check must not hide the others
             result = failed(
                 check.category,

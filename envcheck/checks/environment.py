@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
-
 from .. import diagnose
 from ..model import CheckResult, failed, passed, skipped, warned
 from .registry import Context, register
@@ -78,34 +74,17 @@ def cuda_visible_devices(ctx: Context) -> CheckResult:
 @register(CAT, "lock_drift")
 def lock_drift(ctx: Context) -> CheckResult:
     """The installed records equal pixi.lock's for this env and platform (sha256)."""
-    env = ctx.data("environment")
-    prefix_dir = env.get("conda_prefix")
-    name = env.get("pixi_environment")
-    root = env.get("pixi_project_root") or os.getcwd()
-    lock = Path(root, "pixi.lock")
-    if not prefix_dir or not name or not lock.is_file():
-        return skipped(CAT, "lock_drift", "not a pixi env with a pixi.lock beside it")
-    from ..lockaudit import drift_findings  # loads py-rattler only when it is needed
-
-    findings = drift_findings(lock, Path(prefix_dir), name, _conda_subdir())
+    drift = ctx.data("environment").get("lock_drift") or {"skipped": "not gathered"}
+    if "skipped" in drift:
+        return skipped(CAT, "lock_drift", drift["skipped"])
+    findings = drift["findings"]
     if findings:
         first = findings[0]
         return failed(
             CAT,
             "lock_drift",
-            f"{len(findings)} installed package(s) differ from the lock",
-            getattr(first, "message", str(first)),
-            f"reinstall from the lock: pixi install --frozen -e {name}",
+            f"{len(findings)} installed package(s) differ from {drift['lock']}",
+            first["cause"],
+            first["fix"],
         )
-    return passed(CAT, "lock_drift", f"installed packages match pixi.lock ({name})")
-
-
-def _conda_subdir() -> str:
-    system = {"Linux": "linux", "Darwin": "osx", "Windows": "win"}.get(platform.system(), "linux")
-    machine = platform.machine().lower()
-    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64"}.get(
-        machine, "64"
-    )
-    if system == "linux" and arch == "arm64":
-        arch = "aarch64"
-    return f"{system}-{arch}"
+    return passed(CAT, "lock_drift", f"installed packages match pixi.lock ({drift['env']})")

@@ -82,6 +82,18 @@ def shadowing_libraries(ld_path: str, prefix: str | None) -> list[dict[str, Any]
     return found
 
 
+def lock_drift(prefix: str | None, project_root: str | None, env_name: str | None) -> dict:
+    """Installed records vs pixi.lock for this env and platform, as plain data."""
+    from ..lockaudit import drift_findings, drift_skip_reason
+
+    lock = Path(project_root or os.getcwd(), "pixi.lock")
+    reason = drift_skip_reason(lock, prefix)
+    if reason:
+        return {"skipped": reason}
+    findings = drift_findings(lock, prefix, env_name)
+    return {"lock": str(lock), "env": env_name, "findings": [f.to_dict() for f in findings]}
+
+
 def gather(environ: dict[str, str] | None = None) -> dict[str, Any]:
     env = dict(os.environ if environ is None else environ)
     prefix = env.get("CONDA_PREFIX")
@@ -106,4 +118,7 @@ def gather(environ: dict[str, str] | None = None) -> dict[str, Any]:
         "shadowing": shadowing_libraries(ld_path, prefix),
         "variables": {k: env[k] for k in STEERING_VARS if k in env},
         "conda_packages": conda_packages(prefix),
+        "lock_drift": lock_drift(
+            prefix, env.get("PIXI_PROJECT_ROOT"), env.get("PIXI_ENVIRONMENT_NAME")
+        ),
     }

@@ -1,0 +1,123 @@
+"""Read pixi.lock with py-rattler into plain per environment x platform data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import EnvcheckError
+from .manifest import Virtual
+
+# pixi >= 0.68 writes v7; older versions mean an older pixi wrote (or will rewrite) the file.
+EXPECTED_VERSION = 7
+_VERSION_RE = re.compile(r"^version:\s*(\d+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class LockedPlatform:
+    name: str
+    subdir: str
+    virtual: tuple[Virtual, ...]
+
+
+@dataclass
+class LockedEnv:
+    name: str
+    channels: list[str]
+    platforms: dict[str, LockedPlatform]
+    records: dict[str, list[Any]] = field(default_factory=dict)  # platform -> RepoDataRecords
+    pypi: dict[str, list[Any]] = field(default_factory=dict)  # platform -> PypiLockedPackages
+
+
+@dataclass
+class Lock:
+    path: Path
+    version: int | None
+    platforms: dict[str, LockedPlatform]
+    envs: dict[str, LockedEnv]
+    text: str  # kept for what py-rattler does not expose (solve options)
+
+
+def import_rattler() -> Any:
+    """py-rattler, or a one-line error saying how to get it (it needs Python >= 3.10)."""
+    try:
+        import rattler
+    except ImportError:
+        raise EnvcheckError(
+            "`envcheck lock` needs py-rattler >= 0.28 (Python >= 3.10): pip install py-rattler"
+        ) from None
+    return rattler
+
+
+def load_lock(path: str | Path) -> Lock:
+    """Parse pixi.lock; EnvcheckError (one line) when it is missing or malformed."""
+    path = Path(path)
+    rattler = import_rattler()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EnvcheckError(
+            f"no lock file at {path}; run `pixi lock` or pass --lock PATH"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnvcheckError(f"cannot read lock file {path}: {exc}") from None
+    try:
+        lock = rattler.LockFile.from_path(path)
+        platforms = {p.name: _platform(p) for p in lock.platforms()}
+        envs = {name: _env(name, env) for name, env in lock.environments()}
+    except Exception as exc:  # py-rattler raises its own exception types for every parse error
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EnvcheckError(
+            f"malformed lock file {path}: {msg}; regenerate it with `pixi lock`"
+        ) from None
+    match = _VERSION_RE.search(text[:4096])
+    version = int(match.group(1)) if match else None
+    return Lock(path, version, platforms, envs, text)
+
+
+def _platform(p: Any) -> LockedPlatform:
+    return LockedPlatform(
+        p.name, str(p.subdir), tuple(Virtual.parse(v) for v in p.virtual_packages)
+    )
+
+
+def _env(name: str, env: Any) -> LockedEnv:
+    locked = LockedEnv(
+        name=name,
+        channels=[str(c) for c in env.channels()],
+        platforms={p.name: _platform(p) for p in env.platforms()},
+    )
+    for plat in env.platforms():
+        locked.records[plat.name] = env.conda_repodata_records_for_platform(plat) or []
+        locked.pypi[plat.name] = env.pypi_packages_for_platform(plat) or []
+    return locked
+
+
+def solve_options(text: str) -> dict[str, dict[str, str]]:
+    """env -> its `options:` in the lock (exclude-newer, strategy, channel-priority).
+
+    py-rattler 0.28 does not expose them, so scan the environments block of the YAML, which
+    pixi writes in one fixed layout: two-space env names, four-space keys, six-space values.
+    """
+    out: dict[str, dict[str, str]] = {}
+    env = None
+    in_options = in_envs = False
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            if in_envs:
+                break  # the environments block is over; the packages block is not needed
+            in_envs = line.rstrip() == "environments:"
+            continue
+        if not in_envs:
+            continue
+        if line.startswith("  ") and not line.startswith("   "):
+            env = line.strip().rstrip(":").strip("'\"")
+            in_options = False
+        elif line.startswith("    ") and not line.startswith("     "):
+            in_options = line.strip() == "options:"
+        elif in_options and env and line.startswith("      ") and ":" in line:
+            key, _, value = line.strip().partition(":")
+            out.setdefault(env, {})[key.strip()] = value.strip().strip("'\"")
+    return out
