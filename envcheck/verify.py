@@ -11,7 +11,7 @@ from typing import Any, Callable
 from . import __version__
 from .checks import REGISTRY, Context, Options, ProbeFailed
 from .checks.registry import PROBES, Check
-from .errors import EnvcheckError
+from .errors import EnvcheckError, split_cause_fix
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probes import environment
 from .profiles import Profile
@@ -80,8 +80,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
     o = exc.outcome
-    if o.user_error:  # e.g. MNIST missing: the message already names cause and fix
-        return failed(check.category, check.name, o.error or "failed", o.error or "", "see message")
+    if o.user_error:  # e.g. MNIST missing: the message is "cause; fix"
+        cause, fix = split_cause_fix(o.error or "failed")
+        return failed(check.category, check.name, cause, cause, fix)
     if (o.error or "").startswith("ModuleNotFoundError"):
         module = (o.error or "").split("'")[1] if "'" in (o.error or "") else "a module"
         return failed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,11 @@ def run_envcheck(
         text=True,
         timeout=timeout,
     )
+
+
+def closed_port_url() -> str:
+    """A mirror URL where nothing listens: what an offline machine sees."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"

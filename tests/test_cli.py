@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
-from conftest import clean_env, run_envcheck
+from conftest import clean_env, closed_port_url, run_envcheck
 
 from envcheck.report.json_report import SCHEMA_PATH
 
@@ -142,3 +142,73 @@ def test_importing_envcheck_loads_no_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cpu_profile_passes_end_to_end(mnist_dir, tmp_path):
+    """The main job on this machine: both CPU frameworks, real MNIST training, quick bars."""
+    proc = run_envcheck(
+        "verify",
+        "--expect",
+        "cpu",
+        "--data-dir",
+        str(mnist_dir),
+        "--no-download",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--junit",
+        str(tmp_path / "r.xml"),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
+    checks = _checks(report)
+    assert report["status"] in ("pass", "warn", "skip") and report["counts"]["fail"] == 0
+    for fw in ("torch", "tensorflow"):
+        train = checks[f"training.{fw}"]
+        assert train["status"] == "pass", train
+        assert train["figures"]["bar"] == 0.97
+        assert 0.97 <= train["figures"]["test_accuracy"] <= 1.0
+        assert train["figures"]["images_per_second"] > 0
+        kernels = checks[f"kernels.{fw}"]
+        assert kernels["status"] == "pass" and kernels["devices"][0]["figures"]["tflops_fp32"] > 0
+    assert "PASSED" in proc.stdout
+
+
+def test_offline_verify_without_mnist_fails_training_with_the_way_out(tmp_path):
+    """No data dir, empty cache, every mirror unreachable: training FAILs in one line."""
+    proc = run_envcheck(
+        "verify",
+        "--framework",
+        "torch",
+        "--json",
+        str(tmp_path / "r.json"),
+        env=clean_env(
+            XDG_CACHE_HOME=str(tmp_path / "cache"),
+            ENVCHECK_MNIST_MIRRORS=closed_port_url(),
+        ),
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    train = _checks(json.loads((tmp_path / "r.json").read_text()))["training.torch"]
+    assert train["status"] == "fail"
+    assert train["message"].startswith("cannot download MNIST (")
+    assert "--data-dir" in train["fix"] and "pixi run fetch-mnist" in train["fix"]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not any((tmp_path / "cache").rglob("*.gz"))
+
+
+@pytest.mark.parametrize(
+    ("message", "cause", "fix"),
+    [
+        ("a is gone; fetch it", "a is gone", "fetch it"),
+        (
+            "x failed (m1: 404; m2: bad sum); retry; or not",
+            "x failed (m1: 404; m2: bad sum)",
+            "retry; or not",
+        ),
+        ("no fix given", "no fix given", "see the message"),
+    ],
+)
+def test_user_errors_split_into_cause_and_fix(message, cause, fix):
+    from envcheck.errors import split_cause_fix
+
+    assert split_cause_fix(message) == (cause, fix)

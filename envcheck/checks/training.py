@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from .. import diagnose
 from ..model import CheckResult, DeviceResult, Status, failed, passed
+from ..training import BAR_GPU_TF, BAR_GPU_TORCH, BAR_QUICK
 from .kernels import gpu_ready, no_gpu_failure
 from .registry import Context, ProbeFailed, register
 
 CAT = "training"
-# Bars: a GPU run trains long enough for the published accuracy; the quick/CPU run is short.
-BARS = {("torch", True): 0.990, ("tensorflow", True): 0.985}
-QUICK_BAR = 0.97
+# A GPU run trains long enough for the published accuracy; the quick/CPU run is short.
+GPU_BARS = {"torch": BAR_GPU_TORCH, "tensorflow": BAR_GPU_TF}
 
 
 def bar_for(ctx: Context, framework: str, gpu: bool) -> float:
     if ctx.options.min_accuracy is not None:
         return ctx.options.min_accuracy
     if ctx.options.quick or not gpu:
-        return QUICK_BAR
-    return BARS[(framework, True)]
+        return BAR_QUICK
+    return GPU_BARS[framework]
 
 
 def _train(ctx: Context, framework: str) -> CheckResult:

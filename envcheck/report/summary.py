@@ -21,7 +21,11 @@ def to_markdown(report: Report) -> str:
     ]
     for c in report.checks:
         fix = c.fix if c.status in (Status.FAIL, Status.WARN) else ""
-        msg = c.message if not c.cause or c.status is Status.PASS else f"{c.message}: {c.cause}"
+        msg = (
+            c.message
+            if c.cause in (None, "", c.message) or c.status is Status.PASS
+            else f"{c.message}: {c.cause}"
+        )
         lines.append(f"| {ICON[c.status]} | `{c.check_id}` | {_cell(msg)} | {_cell(fix)} |")
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     lines += ["", f"{counts} in {report.duration_s:.1f} s", ""]

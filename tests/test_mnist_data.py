@@ -1,0 +1,263 @@
+"""MNIST location, download (against a local HTTP mirror) and IDX parsing, on the real files."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import gzip
+import hashlib
+import http.server
+import re
+import shutil
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import closed_port_url
+
+from envcheck.errors import EnvcheckError
+from envcheck.mnist import FILES, cache_dir, fetch_cmd, fetch_mnist, load_mnist, parse_idx, read_idx
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+# Per-digit counts of the canonical sets: a cheap proof the labels parsed right.
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+pytestmark = pytest.mark.skipif(
+    not all((SHARED / name).is_file() for name in FILES),
+    reason=f"MNIST files not found in {SHARED} (the project's shared data folder)",
+)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
+        pass
+
+
+@contextlib.contextmanager
+def serving(directory: Path):
+    """Serve ``directory`` on 127.0.0.1 (a real HTTP mirror); yield its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/mnist/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def mirror_root(tmp_path: Path) -> Path:
+    """A web root whose mnist/ folder holds copies of the shared files (free to damage)."""
+    folder = tmp_path / "www" / "mnist"
+    folder.mkdir(parents=True)
+    for name in FILES:
+        shutil.copyfile(SHARED / name, folder / name)
+    return tmp_path / "www"
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the user cache at an empty temp dir and clear the envcheck variables."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("ENVCHECK_DATA_DIR", raising=False)
+    monkeypatch.delenv("ENVCHECK_MNIST_MIRRORS", raising=False)
+    cache = cache_dir()
+    if tmp_path not in cache.parents:
+        pytest.skip("platformdirs ignores XDG_CACHE_HOME on this OS; cannot isolate the cache")
+    return cache
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_mnist(arrays) -> None:
+    x_train, y_train, x_test, y_test = arrays
+    assert x_train.shape == (60000, 28, 28) and x_train.dtype == np.uint8
+    assert x_test.shape == (10000, 28, 28) and x_test.dtype == np.uint8
+    assert np.bincount(y_train).tolist() == TRAIN_COUNTS
+    assert np.bincount(y_test).tolist() == TEST_COUNTS
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+# ---------------------------------------------------------------- reading local copies
+
+
+def test_load_from_named_dir():
+    assert_mnist(load_mnist(SHARED))
+
+
+def test_load_from_env_dir(isolated: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ENVCHECK_DATA_DIR", str(SHARED))
+    assert_mnist(load_mnist(download=False))
+    assert not isolated.exists()  # the cache was never needed
+
+
+@pytest.mark.parametrize("layout", ["unpacked", "torchvision"])
+def test_load_other_layouts(tmp_path: Path, layout: str):
+    # Unpacked IDX files (no .gz), and torchvision's MNIST/raw folder.
+    folder = tmp_path / ("MNIST/raw" if layout == "torchvision" else "")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        target = folder / (name[:-3] if layout == "unpacked" else name)
+        target.write_bytes(gzip.decompress((SHARED / name).read_bytes()))
+    assert_mnist(load_mnist(tmp_path, download=False))
+
+
+def test_named_dir_missing_files(tmp_path: Path):
+    with pytest.raises(EnvcheckError, match=r"lacks .*fetch-mnist --dest"):
+        load_mnist(tmp_path)
+    with pytest.raises(EnvcheckError, match="does not exist"):
+        load_mnist(tmp_path / "nope")
+
+
+# ---------------------------------------------------------------- downloading
+
+
+def test_fetch_from_local_mirror(tmp_path: Path, mirror_root: Path):
+    dest = tmp_path / "dest"
+    with serving(mirror_root) as url:
+        assert fetch_mnist(dest, mirrors=[url], progress=False) == dest
+    assert leftovers(dest) == sorted(FILES)  # and no temp files
+    for name, (digest, size, _) in FILES.items():
+        assert sha256(dest / name) == digest and (dest / name).stat().st_size == size
+    assert_mnist(load_mnist(dest, download=False))
+    # Files already there and intact are kept: no mirror is needed a second time.
+    fetch_mnist(dest, mirrors=[closed_port_url()], progress=False)
+
+
+def test_load_downloads_into_cache(isolated: Path, mirror_root: Path, monkeypatch):
+    with serving(mirror_root) as url:
+        monkeypatch.setenv("ENVCHECK_MNIST_MIRRORS", f"{url}, ")
+        assert_mnist(load_mnist())
+    assert leftovers(isolated) == sorted(FILES)
+    # Offline now, yet the cache serves.
+    monkeypatch.setenv("ENVCHECK_MNIST_MIRRORS", closed_port_url())
+    assert_mnist(load_mnist())
+
+
+def test_dead_and_404_mirrors_then_working_one(tmp_path: Path, mirror_root: Path):
+    empty = tmp_path / "empty-www"
+    empty.mkdir()
+    dest = tmp_path / "dest"
+    with serving(empty) as missing, serving(mirror_root) as good:
+        fetch_mnist(dest, mirrors=[closed_port_url(), missing, good], progress=False)
+    assert leftovers(dest) == sorted(FILES)
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated"])
+def test_bad_download_fails_checksum_and_keeps_nothing(
+    isolated: Path, mirror_root: Path, monkeypatch, damage: str
+):
+    served = mirror_root / "mnist" / TRAIN_IMAGES
+    data = bytearray(served.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    served.write_bytes(bytes(data))
+    with serving(mirror_root) as url:
+        monkeypatch.setenv("ENVCHECK_MNIST_MIRRORS", url)
+        with pytest.raises(EnvcheckError, match="failed its checksum check") as info:
+            load_mnist()
+    assert "\n" not in info.value.message
+    # The damaged file is fetched first, so the cache must hold nothing at all.
+    assert leftovers(isolated) == []
+
+
+def test_offline_without_data_names_both_ways_out(isolated: Path, monkeypatch):
+    monkeypatch.setenv("ENVCHECK_MNIST_MIRRORS", closed_port_url())
+    with pytest.raises(EnvcheckError) as info:
+        load_mnist()
+    message = info.value.message
+    assert "\n" not in message
+    for part in (
+        "cannot download MNIST",
+        "--data-dir",
+        "ENVCHECK_DATA_DIR",
+        "pixi run fetch-mnist",
+    ):
+        assert part in message
+    assert leftovers(isolated) == []
+    with pytest.raises(EnvcheckError, match=r"downloads are off.*--data-dir.*pixi run fetch-mnist"):
+        load_mnist(download=False)
+
+
+def test_fetch_command(tmp_path: Path, mirror_root: Path, capsys):
+    parser = argparse.ArgumentParser()
+    fetch_cmd.add_arguments(parser)
+    dest = tmp_path / "dest"
+    with serving(mirror_root) as url:
+        args = parser.parse_args(
+            ["--dest", str(dest), "--mirror", closed_port_url(), "--mirror", url]
+        )
+        assert fetch_cmd.run(args) == 0
+    assert leftovers(dest) == sorted(FILES)
+    assert str(dest) in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- IDX parsing
+
+
+def test_truncated_gzip(tmp_path: Path):
+    raw = (SHARED / TRAIN_IMAGES).read_bytes()
+    bad = tmp_path / TRAIN_IMAGES
+    bad.write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(EnvcheckError, match="not a complete gzip file"):
+        read_idx(bad)
+    # The same through a user's data directory: the error names the file.
+    for name in FILES:
+        if name != TRAIN_IMAGES:
+            shutil.copyfile(SHARED / name, tmp_path / name)
+    with pytest.raises(EnvcheckError, match=re.escape(str(bad))):
+        load_mnist(tmp_path)
+
+
+def idx(dims: tuple[int, ...], code: int = 0x08, magic_zero: int = 0, extra: int = 0) -> bytes:
+    header = struct.pack(">HBB", magic_zero, code, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
+    return header + bytes(int(np.prod(dims)) + extra)
+
+
+def test_parse_good_header():
+    assert parse_idx(idx((3, 2, 2))).shape == (3, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (idx((3,), magic_zero=0x1F8B), "not an IDX file"),
+        (idx((3,), code=0x0D), "data type code 0x0d"),
+        (struct.pack(">HBB", 0, 8, 0), "0 dimensions"),
+        (idx((3, 2, 2))[:10], "header cut off"),
+        (idx((3, 2, 2))[:-1], "truncated"),
+        (idx((3, 2, 2), extra=5), "trailing bytes"),
+        (b"\x00\x00", "shorter than an IDX header"),
+    ],
+)
+def test_parse_rejects_bad_header(data: bytes, why: str):
+    with pytest.raises(EnvcheckError, match=why):
+        parse_idx(data, "x.idx")
+
+
+def test_wrong_file_in_data_dir(tmp_path: Path):
+    # A valid IDX file with the wrong content: labels where the images should be.
+    for name in FILES:
+        shutil.copyfile(SHARED / name, tmp_path / name)
+    shutil.copyfile(SHARED / "train-labels-idx1-ubyte.gz", tmp_path / TRAIN_IMAGES)
+    with pytest.raises(EnvcheckError, match="holds 60000, expected 60000x28x28"):
+        load_mnist(tmp_path)
+    # A broken header in an unpacked file.
+    (tmp_path / TRAIN_IMAGES).unlink()
+    (tmp_path / TRAIN_IMAGES[:-3]).write_bytes(idx((60000, 28, 28), code=0x0C))
+    with pytest.raises(EnvcheckError, match="not a valid MNIST IDX file"):
+        load_mnist(tmp_path)
