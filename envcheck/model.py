@@ -64,8 +64,16 @@ def skipped(category: str, name: str, message: str, **kw: Any) -> CheckResult:
 
 
 def worst(statuses: list[Status]) -> Status:
-    order = [Status.PASS, Status.SKIP, Status.WARN, Status.FAIL]
-    return max(statuses, key=order.index, default=Status.PASS)
+    """The overall status: FAIL > WARN > PASS; SKIP only when nothing ran at all.
+
+    A run that passed everything it was asked to check (e.g. `--framework torch`, where the
+    TensorFlow checks are skipped) is a pass, not a skip.
+    """
+    ran = [s for s in statuses if s is not Status.SKIP]
+    if statuses and not ran:
+        return Status.SKIP
+    order = [Status.PASS, Status.WARN, Status.FAIL]
+    return max(ran, key=order.index, default=Status.PASS)
 
 
 @dataclass

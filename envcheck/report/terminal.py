@@ -29,6 +29,8 @@ def render(report: Report, console: Console) -> None:
         for c in (c for c in report.checks if c.category == cat):
             table.add_row(Text(LABEL[c.status], style=STYLE[c.status]), c.check_id, Text(c.message))
             for d in c.devices:
+                if len(c.devices) == 1 and d.message == c.message and d.status is c.status:
+                    continue  # one device saying what the check said: no second row
                 table.add_row(
                     Text(f"  {LABEL[d.status]}", style=STYLE[d.status]),
                     Text(f"  {d.device}", style="dim"),

@@ -82,6 +82,27 @@ def load_data(cfg: dict):
     return (x_train, y_train, x_test, y_test), time.perf_counter() - start
 
 
+def result(cfg: dict, run: dict, mixed: dict | None, load_s: float, **identity) -> dict:
+    """The record both frameworks return: identity (framework, device, ...) plus the figures."""
+    train_images = run["train_images"]
+    return {
+        **identity,
+        "quick": cfg["quick"],
+        "epochs": cfg["epochs"],
+        "batch_size": cfg["batch_size"],
+        "seed": cfg["seed"],
+        "train_images": train_images,
+        "test_accuracy": run["test_accuracy"],
+        "train_seconds": run["train_seconds"],
+        "first_step_seconds": run["first_step_seconds"],
+        "data_load_seconds": load_s,
+        # The first batch (cuDNN autotuning, graph tracing) is timed apart as first_step_seconds.
+        "images_per_second": (train_images - cfg["batch_size"]) / max(run["train_seconds"], 1e-9),
+        "mixed_precision": mixed,
+        "accuracy_curve": run["curve"],
+    }
+
+
 def cpu_name() -> str:
     """The CPU model for reports (platform.processor() is empty on most Linux systems)."""
     try:

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from envcheck.errors import EnvcheckError
-from envcheck.training import cpu_name, eval_steps, load_data, settings
+from envcheck.training import cpu_name, eval_steps, load_data, result, settings
 
 MEAN, STD = 0.1307, 0.3081
 EVAL_BATCH = 2500
@@ -54,28 +54,18 @@ def train(args: dict) -> dict:
                 "train_seconds": mp["train_seconds"],
             }
 
-    train_images = run["train_images"]
-    return {
-        "framework": "tensorflow",
-        "framework_version": tf.__version__,
-        "keras_version": _keras_version(),
-        "device": device,
-        "device_name": name,
-        "quick": cfg["quick"],
-        "epochs": cfg["epochs"],
-        "batch_size": cfg["batch_size"],
-        "seed": cfg["seed"],
-        "train_images": train_images,
-        "test_images": len(xt_np),
-        "test_accuracy": run["test_accuracy"],
-        "train_seconds": run["train_seconds"],
-        "first_step_seconds": run["first_step_seconds"],
-        "data_load_seconds": load_s,
-        # The first batch (which also traces the graph) is timed apart as first_step_seconds.
-        "images_per_second": (train_images - cfg["batch_size"]) / max(run["train_seconds"], 1e-9),
-        "mixed_precision": mixed,
-        "accuracy_curve": run["curve"],
-    }
+    return result(
+        cfg,
+        run,
+        mixed,
+        load_s,
+        framework="tensorflow",
+        framework_version=tf.__version__,
+        keras_version=_keras_version(),
+        device=device,
+        device_name=name,
+        test_images=len(xt_np),
+    )
 
 
 def _keras_version() -> str | None:

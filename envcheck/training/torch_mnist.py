@@ -11,7 +11,7 @@ import contextlib
 import time
 
 from envcheck.errors import EnvcheckError
-from envcheck.training import cpu_name, eval_steps, load_data, settings
+from envcheck.training import cpu_name, eval_steps, load_data, result, settings
 
 MEAN, STD = 0.1307, 0.3081
 EVAL_BATCH = 2500
@@ -48,27 +48,17 @@ def train(args: dict) -> dict:
             "train_seconds": mp["train_seconds"],
         }
 
-    train_images = run["train_images"]
-    return {
-        "framework": "torch",
-        "framework_version": torch.__version__,
-        "device": device.type,
-        "device_name": _device_name(torch, device),
-        "quick": cfg["quick"],
-        "epochs": cfg["epochs"],
-        "batch_size": cfg["batch_size"],
-        "seed": cfg["seed"],
-        "train_images": train_images,
-        "test_images": len(xt),
-        "test_accuracy": run["test_accuracy"],
-        "train_seconds": run["train_seconds"],
-        "first_step_seconds": run["first_step_seconds"],
-        "data_load_seconds": load_s,
-        # The first batch is excluded: it is timed on its own as first_step_seconds.
-        "images_per_second": (train_images - cfg["batch_size"]) / max(run["train_seconds"], 1e-9),
-        "mixed_precision": mixed,
-        "accuracy_curve": run["curve"],
-    }
+    return result(
+        cfg,
+        run,
+        mixed,
+        load_s,
+        framework="torch",
+        framework_version=torch.__version__,
+        device=device.type,
+        device_name=_device_name(torch, device),
+        test_images=len(xt),
+    )
 
 
 def _device(torch, name: str | None):
