@@ -82,8 +82,11 @@ def load_data(cfg: dict):
     return (x_train, y_train, x_test, y_test), time.perf_counter() - start
 
 
-def result(cfg: dict, run: dict, mixed: dict | None, load_s: float, **identity) -> dict:
-    """The record both frameworks return: identity (framework, device, ...) plus the figures."""
+def result(cfg: dict, run: dict, load_s: float, mixed: tuple[str, dict] | None, **identity) -> dict:
+    """The record both frameworks return: identity (framework, device, ...) plus the figures.
+
+    ``mixed`` is (dtype name, run) of the mixed-precision run, when there was one.
+    """
     train_images = run["train_images"]
     return {
         **identity,
@@ -98,7 +101,13 @@ def result(cfg: dict, run: dict, mixed: dict | None, load_s: float, **identity) 
         "data_load_seconds": load_s,
         # The first batch (cuDNN autotuning, graph tracing) is timed apart as first_step_seconds.
         "images_per_second": (train_images - cfg["batch_size"]) / max(run["train_seconds"], 1e-9),
-        "mixed_precision": mixed,
+        "mixed_precision": None
+        if mixed is None
+        else {
+            "dtype": mixed[0],
+            "test_accuracy": mixed[1]["test_accuracy"],
+            "train_seconds": mixed[1]["train_seconds"],
+        },
         "accuracy_curve": run["curve"],
     }
 

@@ -47,18 +47,13 @@ def train(args: dict) -> dict:
         if cfg["mixed_precision"]:
             # A second, identical run in mixed precision proves low-precision kernels train.
             policy = _mixed_policy(tf, device)
-            mp = _fit(tf, cfg, data, policy=policy, curve=False)
-            mixed = {
-                "dtype": policy.replace("mixed_", ""),
-                "test_accuracy": mp["test_accuracy"],
-                "train_seconds": mp["train_seconds"],
-            }
+            mixed = (policy.replace("mixed_", ""), _fit(tf, cfg, data, policy=policy, curve=False))
 
     return result(
         cfg,
         run,
-        mixed,
         load_s,
+        mixed,
         framework="tensorflow",
         framework_version=tf.__version__,
         keras_version=_keras_version(),

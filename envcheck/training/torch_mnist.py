@@ -42,17 +42,13 @@ def train(args: dict) -> dict:
         # A second, identical run under autocast proves low-precision kernels train too.
         dtype = _autocast_dtype(torch, device)
         mp = _fit(torch, cfg, device, (x, y, xt, yt), autocast=dtype, curve=False)
-        mixed = {
-            "dtype": str(dtype).replace("torch.", ""),
-            "test_accuracy": mp["test_accuracy"],
-            "train_seconds": mp["train_seconds"],
-        }
+        mixed = (str(dtype).replace("torch.", ""), mp)
 
     return result(
         cfg,
         run,
-        mixed,
         load_s,
+        mixed,
         framework="torch",
         framework_version=torch.__version__,
         device=device.type,
