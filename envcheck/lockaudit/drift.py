@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .findings import Finding, error, warning
+from .findings import Finding, Scope
 from .lockscan import ScannedLock, ScannedRecord, scan_lock
 
 CHECK = "drift"
@@ -96,10 +96,7 @@ def drift_findings(
         lock = scan_lock(lock_path)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return [
-            error(
-                CHECK,
-                env,
-                platform or "-",
+            Scope(CHECK, env, platform or "-").error(
                 "pixi.lock",
                 f"cannot read {lock_path}: {exc}",
                 "regenerate it with `pixi lock`",
@@ -108,10 +105,7 @@ def drift_findings(
     if env not in lock.envs:
         known = ", ".join(sorted(lock.envs))
         return [
-            error(
-                CHECK,
-                env,
-                platform or "-",
+            Scope(CHECK, env, platform or "-").error(
                 "-",
                 f"environment {env!r} is not in {lock_path} (it has: {known})",
                 "pass the right environment name or re-lock",
@@ -122,20 +116,15 @@ def drift_findings(
     if plat is None:
         subdir = platform or current_subdir()
         return [
-            error(
-                CHECK,
-                env,
-                subdir,
+            Scope(CHECK, env, subdir).error(
                 "-",
                 f"environment {env!r} has no {subdir} platform in the lock",
                 "install an environment that supports this machine",
             )
         ]
+    at = Scope(CHECK, env, plat)
     out = [
-        warning(
-            CHECK,
-            env,
-            plat,
+        at.warning(
             name,
             f"unreadable conda-meta file {name}",
             f"`pixi reinstall -e {env}`",
@@ -167,16 +156,14 @@ def _pick_platform(
 def compare(
     env: str, plat: str, locked: dict[str, ScannedRecord], installed: dict[str, dict[str, Any]]
 ) -> list[Finding]:
+    at = Scope(CHECK, env, plat)
     fix = f"run `pixi reinstall -e {env}` to restore the locked environment"
     out = []
     for name, rec in sorted(locked.items()):
         got = installed.get(name)
         if got is None:
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     name,
                     f"{name} {rec.version} {rec.build} is locked but not installed",
                     fix,
@@ -190,10 +177,7 @@ def compare(
             changed = (got.get("version"), got.get("build")) != (rec.version, rec.build)
         if changed:
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     name,
                     f"installed {name} {label} (sha256 {_short(got.get('sha256'))}) "
                     f"differs from locked {rec.version} {rec.build} "
@@ -204,10 +188,7 @@ def compare(
     for name in sorted(set(installed) - set(locked)):
         got = installed[name]
         out.append(
-            error(
-                CHECK,
-                env,
-                plat,
+            at.error(
                 name,
                 f"{name} {got.get('version')} {got.get('build')} is installed but not "
                 "in the lock (installed by hand?)",

@@ -30,12 +30,19 @@ class Finding:
         return d
 
 
-def error(check: str, env: str, platform: str, package: str, cause: str, fix: str) -> Finding:
-    return Finding(ERROR, check, env, platform, package, cause, fix)
+@dataclass(frozen=True)
+class Scope:
+    """Where one check raises findings (check, env, platform), named once per loop."""
 
+    check: str
+    env: str = "*"
+    platform: str = "*"
 
-def warning(check: str, env: str, platform: str, package: str, cause: str, fix: str) -> Finding:
-    return Finding(WARNING, check, env, platform, package, cause, fix)
+    def error(self, package: str, cause: str, fix: str) -> Finding:
+        return Finding(ERROR, self.check, self.env, self.platform, package, cause, fix)
+
+    def warning(self, package: str, cause: str, fix: str) -> Finding:
+        return Finding(WARNING, self.check, self.env, self.platform, package, cause, fix)
 
 
 def has_errors(findings: list[Finding]) -> bool:

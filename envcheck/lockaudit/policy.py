@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .findings import Finding, error, warning
+from .findings import Finding, Scope
 from .manifest import EnvPlatform
 from .satisfiability import RELOCK, record_label
 
@@ -65,10 +65,7 @@ def check_env_name(env: str, platforms: dict[str, EnvPlatform]) -> list[Finding]
         else:
             continue
         out.append(
-            warning(
-                CHECK,
-                env,
-                pname,
+            Scope(CHECK, env, pname).warning(
                 "__cuda",
                 cause,
                 f'declare cuda = "{want}.x" on that platform in pixi.toml',
@@ -80,15 +77,13 @@ def check_env_name(env: str, platforms: dict[str, EnvPlatform]) -> list[Finding]
 def check_policy(
     env: str, ep: EnvPlatform, plat: str, subdir: str, records: list[Any], pypi: list[Any]
 ) -> list[Finding]:
+    at = Scope(CHECK, env, plat)
     out: list[Finding] = []
     for rec in records:
         out += _provenance(env, plat, subdir, rec)
     for pkg in pypi:
         out.append(
-            error(
-                CHECK,
-                env,
-                plat,
+            at.error(
                 pkg.name,
                 f"PyPI package {pkg.name} {pkg.version} is not from conda-forge",
                 "depend on the conda-forge package instead, then re-lock",
@@ -99,14 +94,12 @@ def check_policy(
 
 
 def _provenance(env: str, plat: str, subdir: str, rec: Any) -> list[Finding]:
+    at = Scope(CHECK, env, plat)
     out = []
     name, url = rec.name.normalized, rec.url
     if url.startswith("http://"):
         out.append(
-            error(
-                CHECK,
-                env,
-                plat,
+            at.error(
                 name,
                 f"{rec.file_name} is fetched over plain http",
                 f"lock the https URL {CONDA_FORGE}...: re-lock",
@@ -114,10 +107,7 @@ def _provenance(env: str, plat: str, subdir: str, rec: Any) -> list[Finding]:
         )
     elif not url.startswith(CONDA_FORGE):
         out.append(
-            error(
-                CHECK,
-                env,
-                plat,
+            at.error(
                 name,
                 f"{rec.file_name} is not from conda-forge ({url})",
                 'set channels = ["conda-forge"] and re-lock',
@@ -125,10 +115,7 @@ def _provenance(env: str, plat: str, subdir: str, rec: Any) -> list[Finding]:
         )
     if not rec.sha256:
         out.append(
-            error(
-                CHECK,
-                env,
-                plat,
+            at.error(
                 name,
                 f"{rec.file_name} has no sha256, so its download cannot be verified",
                 RELOCK,
@@ -136,10 +123,7 @@ def _provenance(env: str, plat: str, subdir: str, rec: Any) -> list[Finding]:
         )
     if rec.subdir not in (subdir, "noarch"):
         out.append(
-            error(
-                CHECK,
-                env,
-                plat,
+            at.error(
                 name,
                 f"{rec.file_name} is a {rec.subdir} package on a {subdir} platform",
                 RELOCK,
@@ -149,6 +133,7 @@ def _provenance(env: str, plat: str, subdir: str, rec: Any) -> list[Finding]:
 
 
 def _cuda_line(env: str, ep: EnvPlatform, plat: str, records: list[Any]) -> list[Finding]:
+    at = Scope(CHECK, env, plat)
     out = []
     want = ep.cuda_major
     by_name = {r.name.normalized: r for r in records}
@@ -157,10 +142,7 @@ def _cuda_line(env: str, ep: EnvPlatform, plat: str, records: list[Any]) -> list
         got = build_cuda_major(build)
         if want is None and got is not None:
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     name,
                     f"{record_label(rec)} is a CUDA {got} build in a CPU env",
                     'pin build = "cpu_*" (or declare cuda on the platform), re-lock',
@@ -168,10 +150,7 @@ def _cuda_line(env: str, ep: EnvPlatform, plat: str, records: list[Any]) -> list
             )
         elif want is not None and got is not None and got != want:
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     name,
                     f"{record_label(rec)} is a CUDA {got} build in a CUDA {want} env",
                     f'pin build = "{_build_glob(want)}" and re-lock',
@@ -183,10 +162,7 @@ def _cuda_line(env: str, ep: EnvPlatform, plat: str, records: list[Any]) -> list
             and (build.startswith("cpu") or "cuda" not in build)
         ):
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     name,
                     f"{record_label(rec)} is a CPU build in CUDA {want} env {env}",
                     f'pin build = "{_build_glob(want)}" (or pytorch-gpu) and re-lock',
@@ -194,10 +170,7 @@ def _cuda_line(env: str, ep: EnvPlatform, plat: str, records: list[Any]) -> list
             )
         if want == 12 and name in CUDNN and _at_least(str(rec.version), "9.11"):
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     name,
                     f"{record_label(rec)}: cuDNN >= 9.11 for CUDA 12 was withdrawn "
                     "from conda-forge (segfaults on pre-Turing GPUs)",
@@ -215,10 +188,7 @@ def _cuda_line(env: str, ep: EnvPlatform, plat: str, records: list[Any]) -> list
         if "cudatoolkit" in by_name:
             rec = by_name["cudatoolkit"]
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     "cudatoolkit",
                     f"{record_label(rec)} is the CUDA <= 11 toolkit in a CUDA {want} env",
                     f'pin cuda-version = "{want}.*" and re-lock',
@@ -230,15 +200,13 @@ def _cuda_line(env: str, ep: EnvPlatform, plat: str, records: list[Any]) -> list
 def _selector(
     env: str, plat: str, by_name: dict[str, Any], name: str, want: int, required: bool
 ) -> list[Finding]:
+    at = Scope(CHECK, env, plat)
     rec = by_name.get(name)
     if rec is None:
         if not required:
             return []
         return [
-            warning(
-                CHECK,
-                env,
-                plat,
+            at.warning(
                 name,
                 f"no {name} record: nothing pins the CUDA {want} line",
                 f'depend on {name} = "{want}.*" and re-lock',
@@ -246,10 +214,7 @@ def _selector(
         ]
     if _major(str(rec.version)) != want:
         return [
-            error(
-                CHECK,
-                env,
-                plat,
+            at.error(
                 name,
                 f"{record_label(rec)} selects the wrong CUDA line for a CUDA {want} env",
                 f'pin {name} = "{want}.*" and re-lock',

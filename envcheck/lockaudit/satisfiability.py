@@ -12,7 +12,7 @@ from collections import deque
 from functools import cache
 from typing import Any
 
-from .findings import Finding, error, warning
+from .findings import Finding, Scope
 from .lockfile import EXPECTED_VERSION, Lock, LockedEnv, LockedPlatform, solve_options
 from .manifest import EnvDecl, EnvPlatform, Manifest, Virtual
 
@@ -62,10 +62,7 @@ def check_lock(manifest: Manifest, lock: Lock, env_names: list[str]) -> list[Fin
     out: list[Finding] = []
     if lock.version is not None and lock.version != EXPECTED_VERSION:
         out.append(
-            error(
-                "lock",
-                "*",
-                "*",
+            Scope("lock", "*", "*").error(
                 "pixi.lock",
                 f"lock file format v{lock.version}; this workspace needs "
                 f"v{EXPECTED_VERSION} (pixi >= 0.68)",
@@ -75,10 +72,7 @@ def check_lock(manifest: Manifest, lock: Lock, env_names: list[str]) -> list[Fin
     for name in lock.envs:
         if name not in manifest.envs:
             out.append(
-                error(
-                    CHECK,
-                    name,
-                    "*",
+                Scope(CHECK, name, "*").error(
                     "-",
                     f"environment {name!r} is in the lock but not in the manifest",
                     RELOCK,
@@ -87,10 +81,7 @@ def check_lock(manifest: Manifest, lock: Lock, env_names: list[str]) -> list[Fin
     for pname in lock.platforms:
         if pname not in manifest.platforms:
             out.append(
-                warning(
-                    CHECK,
-                    "*",
-                    pname,
+                Scope(CHECK, "*", pname).warning(
                     "-",
                     f"the lock has platform {pname}, which the manifest does not declare",
                     RELOCK,
@@ -103,8 +94,8 @@ def check_lock(manifest: Manifest, lock: Lock, env_names: list[str]) -> list[Fin
         locked = lock.envs.get(name)
         if locked is None:
             out.append(
-                error(
-                    CHECK, name, "*", "-", f"environment {name!r} is missing from the lock", RELOCK
+                Scope(CHECK, name, "*").error(
+                    "-", f"environment {name!r} is missing from the lock", RELOCK
                 )
             )
             continue
@@ -122,7 +113,7 @@ def _check_env(
         cause = f"lock channels {locked.channels} differ from the manifest's {env.channels}" + (
             " (order)" if same else ""
         )
-        out.append(error(CHECK, name, "*", "-", cause, RELOCK))
+        out.append(Scope(CHECK, name, "*").error("-", cause, RELOCK))
     for key, lock_key in _OPTION_KEYS.items():
         want, have = env.options.get(key), options.get(lock_key)
         if key == "channel-priority" and want == "strict":
@@ -131,10 +122,7 @@ def _check_env(
             want = None
         if not _same_option(want, have):
             out.append(
-                error(
-                    CHECK,
-                    name,
-                    "*",
+                Scope(CHECK, name, "*").error(
                     "-",
                     f"solve option {key} is {want or 'default'} in the manifest but "
                     f"{have or 'default'} in the lock",
@@ -144,10 +132,7 @@ def _check_env(
     for pname in env.platforms:
         if pname not in locked.platforms:
             out.append(
-                error(
-                    CHECK,
-                    name,
-                    pname,
+                Scope(CHECK, name, pname).error(
                     "-",
                     f"platform {pname} of environment {name!r} is not in the lock",
                     RELOCK,
@@ -156,10 +141,7 @@ def _check_env(
     for pname in locked.platforms:
         if pname not in env.platforms:
             out.append(
-                error(
-                    CHECK,
-                    name,
-                    pname,
+                Scope(CHECK, name, pname).error(
                     "-",
                     f"the lock has platform {pname} that environment {name!r} does not declare",
                     RELOCK,
@@ -196,10 +178,7 @@ def _check_solve_groups(manifest: Manifest, lock: Lock, env_names: list[str]) ->
                     if first[1].url != rec.url and key not in reported:
                         reported.add(key)
                         out.append(
-                            error(
-                                CHECK,
-                                member,
-                                pname,
+                            Scope(CHECK, member, pname).error(
                                 key[1],
                                 f"solve-group {group}: {first[0]} locks "
                                 f"{first[1].file_name} but {member} locks "
@@ -220,12 +199,10 @@ def _check_platform_entry(env: str, ep: EnvPlatform, lp: LockedPlatform) -> list
     """pixi >= 0.71 compares the lock's platform entry with the manifest literally."""
     out = []
     decl = ep.platform
+    at = Scope(CHECK, env, lp.name)
     if lp.subdir != decl.subdir:
         out.append(
-            error(
-                CHECK,
-                env,
-                lp.name,
+            at.error(
                 "-",
                 f"lock platform {lp.name} is subdir {lp.subdir}, manifest says {decl.subdir}",
                 RELOCK,
@@ -238,10 +215,7 @@ def _check_platform_entry(env: str, ep: EnvPlatform, lp: LockedPlatform) -> list
         got = have.get(vp.name)
         if got is None or not _same_virtual(vp, got):
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    lp.name,
+                at.error(
                     vp.name,
                     f"manifest declares {vp} on {decl.name} but the lock records "
                     f"{got or 'nothing'}",
@@ -251,10 +225,7 @@ def _check_platform_entry(env: str, ep: EnvPlatform, lp: LockedPlatform) -> list
     declared = {vp.name for vp in decl.declared}
     if "__cuda" in have and "__cuda" not in declared:
         out.append(
-            error(
-                CHECK,
-                env,
-                lp.name,
+            at.error(
                 "__cuda",
                 f"the lock records {have['__cuda']} on {decl.name}, which declares no CUDA",
                 RELOCK,
@@ -314,15 +285,13 @@ def check_records(
     """Specs satisfied, closure consistent, no extra records, for one env x platform."""
     out: list[Finding] = []
     plat = lp.name
+    at = Scope(CHECK, env, plat)
     by_name: dict[str, Any] = {}
     for rec in records:
         key = rec.name.normalized
         if key in by_name:
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     key,
                     f"two records for {key}: {by_name[key].file_name} and {rec.file_name}",
                     RELOCK,
@@ -337,10 +306,7 @@ def check_records(
             spec = spec_or_none(text)
             if spec is None:
                 out.append(
-                    error(
-                        "manifest",
-                        env,
-                        plat,
+                    Scope("manifest", env, plat).error(
                         pkg,
                         f"manifest spec {text!r} does not parse",
                         "fix pixi.toml",
@@ -351,10 +317,7 @@ def check_records(
             rec = by_name.get(key)
             if rec is None:
                 out.append(
-                    error(
-                        CHECK,
-                        env,
-                        plat,
+                    at.error(
                         key,
                         f"manifest requires '{text}' but no {key} record is locked",
                         RELOCK,
@@ -362,10 +325,7 @@ def check_records(
                 )
             elif not spec.matches(rec):
                 out.append(
-                    error(
-                        CHECK,
-                        env,
-                        plat,
+                    at.error(
                         key,
                         f"locked {record_label(rec)} does not satisfy manifest spec '{text}'",
                         RELOCK,
@@ -399,10 +359,7 @@ def check_records(
     for key, rec in by_name.items():
         if key not in reached:
             out.append(
-                error(
-                    CHECK,
-                    env,
-                    plat,
+                at.error(
                     key,
                     f"extra record {record_label(rec)}: nothing in the env needs it "
                     "(pixi rejects locks with more packages than needed)",
@@ -412,10 +369,7 @@ def check_records(
     out += _check_pypi(env, plat, ep, pypi)
     for pkg in ep.source:
         out.append(
-            warning(
-                CHECK,
-                env,
-                plat,
+            at.warning(
                 pkg,
                 f"{pkg} is a source (path/git/url) dependency, not audited",
                 "depend on a conda-forge package instead",
@@ -457,6 +411,7 @@ def _dep_findings(
     by_name: dict[str, Any],
     virtual: dict[str, Any],
 ) -> list[Finding]:
+    at = Scope(CHECK, env, plat)
     out = []
     for (kind, key), hits in problems.items():
         rec, dep = hits[0]
@@ -470,21 +425,18 @@ def _dep_findings(
             vp = virtual.get(key)
             have = f"{key}={vp.version}" if vp is not None else f"no {key}"
             cause = f"{example} but platform {plat} provides {have}{more}"
-            out.append(error(CHECK, env, plat, rec.name.normalized, cause, _virtual_fix(key)))
+            out.append(at.error(rec.name.normalized, cause, _virtual_fix(key)))
             continue
         else:
             out.append(
-                warning(
-                    CHECK,
-                    env,
-                    plat,
+                at.warning(
                     key,
                     f"{record_label(rec)} has an unparsable dependency {dep!r}",
                     RELOCK,
                 )
             )
             continue
-        out.append(error(CHECK, env, plat, key, cause, RELOCK))
+        out.append(at.error(key, cause, RELOCK))
     return out
 
 
@@ -497,6 +449,7 @@ def _check_constraint(
     by_name: dict[str, Any],
     virtual: dict[str, Any],
 ) -> None:
+    at = Scope(CHECK, env, plat)
     spec, key = _parsed(text)
     if spec is None:
         return
@@ -506,10 +459,7 @@ def _check_constraint(
         label = f"{key}={target.version}" if key.startswith("__") else record_label(target)
         who = f"{record_label(owner)} constrains" if owner is not None else "manifest constraint"
         out.append(
-            error(
-                CHECK,
-                env,
-                plat,
+            at.error(
                 key,
                 f"{who} '{text}' but the lock has {label}",
                 RELOCK if not key.startswith("__") else _virtual_fix(key),
@@ -527,12 +477,14 @@ def _virtual_fix(key: str) -> str:
 
 
 def _check_pypi(env: str, plat: str, ep: EnvPlatform, pypi: list[Any]) -> list[Finding]:
+    at = Scope(CHECK, env, plat)
+
     def norm(name: str) -> str:
         return name.lower().replace("_", "-").replace(".", "-")
 
     locked = {norm(p.name) for p in pypi}
     return [
-        error(CHECK, env, plat, name, f"PyPI dependency {name} is not in the lock", RELOCK)
+        at.error(name, f"PyPI dependency {name} is not in the lock", RELOCK)
         for name in ep.pypi
         if norm(name) not in locked
     ]
