@@ -10,16 +10,22 @@ from pathlib import Path
 
 import pytest
 
+from envcheck.mnist import FILES as MNIST_FILES
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 MNIST_DIR = SHARED / "data" / "mnist"
 SNAPSHOT_DIR = SHARED / "conda-forge-snapshot"
 
+HAVE_MNIST = all((MNIST_DIR / name).is_file() for name in MNIST_FILES)
+NO_MNIST = f"MNIST files not found at {MNIST_DIR} (../shared beside the checkout)"
+needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=NO_MNIST)
+
 
 @pytest.fixture
 def mnist_dir() -> Path:
-    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST files not found at {MNIST_DIR} (../shared beside the checkout)")
+    if not HAVE_MNIST:
+        pytest.skip(NO_MNIST)
     return MNIST_DIR
 
 

@@ -16,21 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import closed_port_url
+from conftest import MNIST_DIR, closed_port_url, needs_mnist
 
 from envcheck.errors import EnvcheckError
 from envcheck.mnist import FILES, cache_dir, fetch_cmd, fetch_mnist, load_mnist, parse_idx, read_idx
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 # Per-digit counts of the canonical sets: a cheap proof the labels parsed right.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
-pytestmark = pytest.mark.skipif(
-    not all((SHARED / name).is_file() for name in FILES),
-    reason=f"MNIST files not found in {SHARED} (the project's shared data folder)",
-)
+pytestmark = needs_mnist
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -58,7 +54,7 @@ def mirror_root(tmp_path: Path) -> Path:
     folder = tmp_path / "www" / "mnist"
     folder.mkdir(parents=True)
     for name in FILES:
-        shutil.copyfile(SHARED / name, folder / name)
+        shutil.copyfile(MNIST_DIR / name, folder / name)
     return tmp_path / "www"
 
 
@@ -94,11 +90,11 @@ def leftovers(directory: Path) -> list[str]:
 
 
 def test_load_from_named_dir():
-    assert_mnist(load_mnist(SHARED))
+    assert_mnist(load_mnist(MNIST_DIR))
 
 
 def test_load_from_env_dir(isolated: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("ENVCHECK_DATA_DIR", str(SHARED))
+    monkeypatch.setenv("ENVCHECK_DATA_DIR", str(MNIST_DIR))
     assert_mnist(load_mnist(download=False))
     assert not isolated.exists()  # the cache was never needed
 
@@ -110,7 +106,7 @@ def test_load_other_layouts(tmp_path: Path, layout: str):
     folder.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         target = folder / (name[:-3] if layout == "unpacked" else name)
-        target.write_bytes(gzip.decompress((SHARED / name).read_bytes()))
+        target.write_bytes(gzip.decompress((MNIST_DIR / name).read_bytes()))
     assert_mnist(load_mnist(tmp_path, download=False))
 
 
@@ -210,7 +206,7 @@ def test_fetch_command(tmp_path: Path, mirror_root: Path, capsys):
 
 
 def test_truncated_gzip(tmp_path: Path):
-    raw = (SHARED / TRAIN_IMAGES).read_bytes()
+    raw = (MNIST_DIR / TRAIN_IMAGES).read_bytes()
     bad = tmp_path / TRAIN_IMAGES
     bad.write_bytes(raw[: len(raw) // 3])
     with pytest.raises(EnvcheckError, match="not a complete gzip file"):
@@ -218,7 +214,7 @@ def test_truncated_gzip(tmp_path: Path):
     # The same through a user's data directory: the error names the file.
     for name in FILES:
         if name != TRAIN_IMAGES:
-            shutil.copyfile(SHARED / name, tmp_path / name)
+            shutil.copyfile(MNIST_DIR / name, tmp_path / name)
     with pytest.raises(EnvcheckError, match=re.escape(str(bad))):
         load_mnist(tmp_path)
 
@@ -252,8 +248,8 @@ def test_parse_rejects_bad_header(data: bytes, why: str):
 def test_wrong_file_in_data_dir(tmp_path: Path):
     # A valid IDX file with the wrong content: labels where the images should be.
     for name in FILES:
-        shutil.copyfile(SHARED / name, tmp_path / name)
-    shutil.copyfile(SHARED / "train-labels-idx1-ubyte.gz", tmp_path / TRAIN_IMAGES)
+        shutil.copyfile(MNIST_DIR / name, tmp_path / name)
+    shutil.copyfile(MNIST_DIR / "train-labels-idx1-ubyte.gz", tmp_path / TRAIN_IMAGES)
     with pytest.raises(EnvcheckError, match="holds 60000, expected 60000x28x28"):
         load_mnist(tmp_path)
     # A broken header in an unpacked file.

@@ -11,26 +11,18 @@ import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import MNIST_DIR, REPO, needs_mnist
 
-from envcheck.mnist import FILES
 from envcheck.runner import run_probe
 from envcheck.training import BAR_QUICK, BATCH_SIZE, QUICK_IMAGES
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "mnist"
 TARGETS = {
     "torch": "envcheck.training.torch_mnist:train",
     "tensorflow": "envcheck.training.tf_mnist:train",
 }
 TIMEOUT_S = 600
-
-needs_data = pytest.mark.skipif(
-    not all((SHARED / name).is_file() for name in FILES),
-    reason=f"MNIST files not found in {SHARED} (the project's shared data folder)",
-)
 
 
 def needs(module: str):
@@ -52,19 +44,19 @@ def test_imports_load_no_framework():
         "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
 
 
-@needs_data
+@needs_mnist
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_quick_cpu_training_reaches_bar(framework: str):
     # mixed_precision: a second run under bf16 autocast, the path verify takes on GPUs.
     args = {
         "device": "cpu",
         "quick": True,
-        "data_dir": str(SHARED),
+        "data_dir": str(MNIST_DIR),
         "download": False,
         "mixed_precision": True,
     }
