@@ -111,6 +111,17 @@ def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
     )
 
 
+def _import_failure_reported(ctx: Context, check: Check, reported: dict[str, str]) -> str | None:
+    """The check that reported a failed import of this check's framework, for kernels/training."""
+    if check.framework is None or check.category not in ("kernels", "training"):
+        return None
+    probe = f"{check.framework}.facts"
+    outcome = ctx.facts.get(probe)
+    if outcome is None or outcome.ok:
+        return None
+    return reported.get(probe)
+
+
 def run_checks(
     ctx: Context, checks: list[Check], on_start: Callable[[Check], None] | None = None
 ) -> list[CheckResult]:
@@ -122,8 +133,16 @@ def run_checks(
         if on_start:
             on_start(check)
         start = time.monotonic()
+        blocker = _import_failure_reported(ctx, check, reported)
         try:
-            result = check.fn(ctx)
+            if blocker:  # its framework does not even import: nothing heavier can run
+                result = skipped(
+                    check.category,
+                    check.name,
+                    f"not run: {check.framework} does not import (see {blocker})",
+                )
+            else:
+                result = check.fn(ctx)
         except ProbeFailed as exc:
             if exc.name in reported:  # one failure, one report: the rest say where it is
                 result = skipped(

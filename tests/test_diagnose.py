@@ -170,3 +170,26 @@ def test_replayed_facts_are_not_mutated():
     before = copy.deepcopy(facts)
     replay(facts)
     assert facts == before
+
+
+def test_framework_that_does_not_import_is_reported_once():
+    facts = healthy_cuda12()
+    facts["torch.facts"] = {
+        **facts["torch.facts"],
+        "ok": False,
+        "data": None,
+        "failure": "error",
+        "error": "ModuleNotFoundError: No module named 'torch'",
+    }
+    recorded = {k: ProbeOutcome.from_dict(v) for k, v in facts.items()}
+    checks = [c for c in REGISTRY if c.check_id != "environment.lock_drift"]
+    report, _ = verify(
+        PROFILES["cuda12"], ("torch",), False, Options(), recorded=recorded, checks=checks
+    )
+    by_id = {c.check_id: c for c in report.checks}
+    assert by_id["imports.torch"].status is Status.FAIL
+    assert by_id["imports.torch"].message == "torch is not installed"
+    for cid in ("kernels.torch", "kernels.torch_device_assert", "training.torch"):
+        assert by_id[cid].status is Status.SKIP
+        assert by_id[cid].message == "not run: torch does not import (see imports.torch)"
+    assert report.exit_code == 1
