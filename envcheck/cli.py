@@ -111,6 +111,17 @@ def _context_inputs(args: argparse.Namespace):
     return profile, resolve_frameworks(args.framework, profile)
 
 
+def _check_named_data_dir(data_dir: str | None) -> None:
+    """A wrong --data-dir / ENVCHECK_DATA_DIR is an input error: say so before any check runs."""
+    from .mnist.data import ENV_DATA_DIR, locate_mnist
+
+    if data_dir or os.environ.get(ENV_DATA_DIR):
+        try:
+            locate_mnist(data_dir, download=False)  # a named folder: presence only, no download
+        except EnvcheckError as exc:
+            raise EnvcheckError(exc.message, exit_code=2) from None
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -131,6 +142,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         timeout_scale=args.timeout_scale,
     )
     recorded = load_facts(args.replay) if args.replay else None
+    if recorded is None and not args.no_training:
+        _check_named_data_dir(args.data_dir)
     checks = [c for c in REGISTRY if not (args.no_training and c.category == "training")]
     console = Console(stderr=False)
     err = Console(stderr=True)

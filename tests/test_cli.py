@@ -97,6 +97,11 @@ def test_replay_of_saved_facts_gives_the_same_verdicts(cuda12_run, tmp_path):
         (["verify", "--framework", "jax"], "unknown framework 'jax'"),
         (["verify", "--min-accuracy", "7"], "--min-accuracy takes a fraction"),
         (["info", "--expect", "gpu"], "unknown profile 'gpu'"),
+        (
+            ["verify", "--data-dir", "/nonexistent/mnist"],
+            "/nonexistent/mnist (from --data-dir) does",
+        ),
+        (["verify", "--data-dir", "tests"], "lacks train-images-idx3-ubyte.gz"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args, message):
