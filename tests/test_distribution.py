@@ -24,6 +24,9 @@ import lockgen  # noqa: E402
 import manifest as mf  # noqa: E402
 from snapshot import missing_from_message  # noqa: E402
 
+from envcheck.errors import EnvcheckError  # noqa: E402
+from envcheck.lockaudit.manifest import selector_matches, tomllib  # noqa: E402
+
 SNAPSHOT = REPO.parent / "shared" / "conda-forge-snapshot"
 needs_snapshot = pytest.mark.skipif(
     not (SNAPSHOT / "linux-64" / "repodata.json").is_file(),
@@ -43,7 +46,7 @@ def lock() -> rattler.LockFile:
     return rattler.LockFile.from_path(str(REPO / "pixi.lock"))
 
 
-def env_platform_pairs(ws: mf.Workspace) -> list[tuple[str, mf.Platform]]:
+def env_platform_pairs(ws: mf.Workspace) -> list[tuple[str, mf.PlatformDecl]]:
     return [(env, p) for env in sorted(ws.environments) for p in ws.env_platforms(env)]
 
 
@@ -71,7 +74,7 @@ def test_lock_platform_entries_carry_the_declared_virtual_packages(ws, lock):
         for platform in ws.env_platforms(env):
             entry = by_name[platform.name]
             assert str(entry.subdir) == platform.subdir
-            assert list(entry.virtual_packages) == platform.lock_virtual_packages()
+            assert list(entry.virtual_packages) == mf.lock_virtuals(platform)
     cuda = {
         name: [v for v in p.virtual_packages if v.startswith("__cuda=")]
         for name, p in by_name.items()
@@ -110,7 +113,7 @@ def test_every_manifest_spec_and_constraint_is_satisfied(ws, lock):
                 assert ms.matches(record), f"{env}/{platform.name}: constraint {constraint}"
 
 
-def _virtual_satisfied(dep: rattler.MatchSpec, vps: list[mf.VirtualPackage]) -> bool:
+def _virtual_satisfied(dep: rattler.MatchSpec, vps: list[mf.Virtual]) -> bool:
     for vp in vps:
         if vp.name != dep.name.normalized:
             continue
@@ -126,7 +129,7 @@ def test_lock_is_closed_consistent_and_minimal(ws, lock):
     locked record is needed by the manifest specs: pixi rejects locks with extra packages."""
     for env, platform in env_platform_pairs(ws):
         records = {r.name.normalized: r for r in locked(lock, env, platform.name)}
-        vps = platform.solve_virtual_packages()
+        vps = mf.solve_virtuals(platform)
         reachable: set[str] = set()
         todo = [rattler.MatchSpec(s).name.normalized for s in ws.specs(env, platform)]
         while todo:
@@ -163,14 +166,14 @@ def test_default_environment_is_the_cpu_environment(ws, lock):
         assert urls == sorted(r.url for r in locked(lock, "default", platform.name))
 
 
-def _activation_env(ws: mf.Workspace, env: str, platform: mf.Platform) -> dict[str, str]:
-    data = mf.tomllib.loads((REPO / "pixi.toml").read_text(encoding="utf-8"))
+def _activation_env(ws: mf.Workspace, env: str, platform: mf.PlatformDecl) -> dict[str, str]:
+    data = tomllib.loads((REPO / "pixi.toml").read_text(encoding="utf-8"))
     out: dict[str, str] = {}
     for feature in ws.environments[env].features:
         table = data if feature == mf.DEFAULT_FEATURE else data["feature"][feature]
         out.update(table.get("activation", {}).get("env", {}))
         for selector, target in table.get("target", {}).items():
-            if mf.selector_matches(selector, platform):
+            if selector_matches(selector, platform):
                 out.update(target.get("activation", {}).get("env", {}))
     return out
 
@@ -261,10 +264,17 @@ def test_no_derived_files_for_environments_that_do_not_exist(ws):
         assert path.name.split(".")[0] in envs, path
 
 
-# -- tools/manifest.py reads pixi's syntax the way pixi does -----------------------------------
-def test_rich_platform_virtual_packages_match_pixi():
-    p = mf._parse_platform({"name": "gpu", "platform": "linux-64", "cuda": "12.0"})
-    assert p.lock_virtual_packages() == [
+# -- the manifest reader and tools/manifest.py read pixi's syntax the way pixi does -------------
+def _only_platform(tmp_path: Path, entry: str) -> mf.PlatformDecl:
+    path = tmp_path / "pixi.toml"
+    path.write_text(f'[workspace]\nchannels = ["conda-forge"]\nplatforms = [{entry}]\n')
+    (platform,) = mf.load(path).platforms.values()
+    return platform
+
+
+def test_rich_platform_virtual_packages_match_pixi(tmp_path):
+    p = _only_platform(tmp_path, '{ name = "gpu", platform = "linux-64", cuda = "12.0" }')
+    assert mf.lock_virtuals(p) == [
         "__cuda=12.0",
         "__unix=0=0",
         "__linux=4.18",
@@ -272,23 +282,23 @@ def test_rich_platform_virtual_packages_match_pixi():
         "__archspec=0=x86_64",
     ]
     # Solving needs __archspec version 1: _x86_64-microarch-level depends on `__archspec 1.*`.
-    assert [v for v in p.solve_virtual_packages() if v.name == "__archspec"] == [
-        mf.VirtualPackage("__archspec", "1", "x86_64")
+    assert [v for v in mf.solve_virtuals(p) if v.name == "__archspec"] == [
+        mf.Virtual("__archspec", "1", "x86_64")
     ]
-    assert mf._parse_platform("win-64").lock_virtual_packages() == [
+    assert mf.lock_virtuals(_only_platform(tmp_path, '"win-64"')) == [
         "__win=10.0",
         "__archspec=0=x86_64",
     ]
 
 
 def test_target_selectors_follow_pixi():
-    rich = mf.Platform("linux-64-cuda12", "linux-64", (mf.VirtualPackage("__cuda", "12.0"),))
-    assert mf.selector_matches("linux-64-cuda12", rich)
-    assert mf.selector_matches("linux-64", rich)  # subdir selectors apply to rich platforms
-    assert mf.selector_matches("unix", rich) and mf.selector_matches("linux", rich)
-    assert mf.selector_matches("*-cuda12", rich)
-    assert not mf.selector_matches("win-64", rich)
-    assert not mf.selector_matches("linux-64-cuda13", rich)
+    rich = mf.PlatformDecl("linux-64-cuda12", "linux-64", (mf.Virtual("__cuda", "12.0"),))
+    assert selector_matches("linux-64-cuda12", rich)
+    assert selector_matches("linux-64", rich)  # subdir selectors apply to rich platforms
+    assert selector_matches("unix", rich) and selector_matches("linux", rich)
+    assert selector_matches("*-cuda12", rich)
+    assert not selector_matches("win-64", rich)
+    assert not selector_matches("linux-64-cuda13", rich)
 
 
 def test_matchspec_conversion():
@@ -297,7 +307,7 @@ def test_matchspec_conversion():
     assert mf.matchspec("pytorch", {"version": ">=2.7", "build": "cpu_*"}) == (
         'pytorch[version=">=2.7", build="cpu_*"]'
     )
-    with pytest.raises(mf.ManifestError):
+    with pytest.raises(EnvcheckError):
         mf.matchspec("x", {"git": "https://example.invalid"})
 
 

@@ -54,13 +54,13 @@ def locked_records(lock: LockFile, env: str) -> dict[str, list[RepoDataRecord]]:
 
 
 # -- environments/*.yml ----------------------------------------------------------------------
-def environment_yaml(ws: mf.Workspace, env: str, platform: mf.Platform) -> str:
+def environment_yaml(ws: mf.Workspace, env: str, platform: mf.PlatformDecl) -> str:
     """What `pixi workspace export conda-environment -e <env> -p <platform>` prints: the
     manifest specs (not the locked versions), channels plus `nodefaults`."""
     from rattler import MatchSpec
 
     deps = []
-    for name, values in ws.raw_requirements(env, platform, "dependencies").items():
+    for name, values in ws.raw_requirements(env, platform, "conda").items():
         deps += [str(MatchSpec(mf.matchspec(name, v))) for v in values]
     lines = [
         f"# {GENERATED_BY}",
@@ -73,7 +73,7 @@ def environment_yaml(ws: mf.Workspace, env: str, platform: mf.Platform) -> str:
     return "\n".join(lines) + "\n"
 
 
-def environment_file_name(env: str, index: int, platform: mf.Platform) -> str:
+def environment_file_name(env: str, index: int, platform: mf.PlatformDecl) -> str:
     return f"{env}.yml" if index == 0 else f"{env}-{platform.subdir}.yml"
 
 
@@ -101,7 +101,7 @@ def subdir_named_lock(lock: LockFile, env: str, ws: mf.Workspace, path: Path) ->
     platforms = {}
     for name in records:
         p = ws.platforms[name]
-        platforms[name] = LockPlatform(p.subdir, Subdir(p.subdir), p.lock_virtual_packages())
+        platforms[name] = LockPlatform(p.subdir, Subdir(p.subdir), mf.lock_virtuals(p))
     single = LockFile(list(platforms.values()))
     env_lock = lock.environment(env)
     single.set_channels(env, env_lock.channels())

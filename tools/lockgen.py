@@ -137,7 +137,7 @@ class Outcome:
     """Result of solving one environment x platform."""
 
     env: str
-    platform: mf.Platform
+    platform: mf.PlatformDecl
     records: list[RepoDataRecord] = field(default_factory=list)
     error: str | None = None
     missing: list[MissingRecord] = field(default_factory=list)
@@ -146,7 +146,7 @@ class Outcome:
         by_name = {r.name.normalized: r for r in self.records}
         return {
             "subdir": self.platform.subdir,
-            "virtual_packages": self.platform.lock_virtual_packages(),
+            "virtual_packages": mf.lock_virtuals(self.platform),
             "solved": self.error is None,
             "package_count": len(self.records),
             "key_packages": {
@@ -158,13 +158,13 @@ class Outcome:
 
 
 def solve_env_platform(
-    ws: mf.Workspace, snap: Snapshot, env: str, platform: mf.Platform
+    ws: mf.Workspace, snap: Snapshot, env: str, platform: mf.PlatformDecl
 ) -> Outcome:
     specs = ws.specs(env, platform)
     outcome = Outcome(env, platform)
     try:
         outcome.records = snap.solve(
-            platform.subdir, specs, ws.constraints(env, platform), platform.solve_virtual_packages()
+            platform.subdir, specs, ws.constraints(env, platform), mf.solve_virtuals(platform)
         )
     except SolveFailed as exc:
         outcome.error = str(exc)
@@ -176,7 +176,7 @@ def run_probe(ws: mf.Workspace, snap: Snapshot, probe: Probe) -> dict[str, objec
     platform = _probe_platform(ws, probe)
     base_specs = ws.specs(probe.env, platform)
     constraints = ws.constraints(probe.env, platform)
-    vps = platform.solve_virtual_packages()
+    vps = mf.solve_virtuals(platform)
     specs = base_specs + list(probe.add)
     result: dict[str, object] = {
         "label": probe.label,
@@ -206,15 +206,15 @@ def run_probe(ws: mf.Workspace, snap: Snapshot, probe: Probe) -> dict[str, objec
     return result
 
 
-def _probe_platform(ws: mf.Workspace, probe: Probe) -> mf.Platform:
+def _probe_platform(ws: mf.Workspace, probe: Probe) -> mf.PlatformDecl:
     """The workspace platform with this subdir and CUDA (so target tables apply), else a
     synthetic one declaring the same virtual packages."""
-    declared = (mf.VirtualPackage("__cuda", probe.cuda),) if probe.cuda else ()
+    declared = (mf.Virtual("__cuda", probe.cuda),) if probe.cuda else ()
     for platform in ws.platforms.values():
         if platform.subdir == probe.subdir and platform.declared == declared:
             return platform
     suffix = f"-cuda{probe.cuda.split('.')[0]}" if probe.cuda else ""
-    return mf.Platform(f"{probe.subdir}{suffix}", probe.subdir, declared)
+    return mf.PlatformDecl(f"{probe.subdir}{suffix}", probe.subdir, declared)
 
 
 def _conflict_as_missing(
@@ -222,7 +222,7 @@ def _conflict_as_missing(
     probe: Probe,
     base_specs: list[str],
     constraints: list[str],
-    vps: list[mf.VirtualPackage],
+    vps: list[mf.Virtual],
 ) -> list[MissingRecord]:
     """Every direct spec exists, but not together: solve with the `drop` specs removed and
     name, for each dropped package, the pins its missing build would have to accept."""
@@ -311,8 +311,8 @@ def build_lock(ws: mf.Workspace, outcomes: list[Outcome]) -> LockFile:
     return lock
 
 
-def _lock_platform(platform: mf.Platform) -> LockPlatform:
-    return LockPlatform(platform.name, Subdir(platform.subdir), platform.lock_virtual_packages())
+def _lock_platform(platform: mf.PlatformDecl) -> LockPlatform:
+    return LockPlatform(platform.name, Subdir(platform.subdir), mf.lock_virtuals(platform))
 
 
 def solve_all(ws: mf.Workspace, snap: Snapshot) -> list[Outcome]:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifest import VirtualPackage
+from manifest import Virtual
 from rattler import (
     BuildString,
     Channel,
@@ -90,7 +90,7 @@ class Snapshot:
         subdir: str,
         specs: list[str],
         constraints: list[str],
-        virtual_packages: list[VirtualPackage],
+        virtual_packages: list[Virtual],
     ) -> list[RepoDataRecord]:
         vps = [
             GenericVirtualPackage(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
-from .manifest import Virtual
+from .virtuals import Virtual
 
 # pixi >= 0.68 writes v7; older versions mean an older pixi wrote (or will rewrite) the file.
 EXPECTED_VERSION = 7

@@ -5,8 +5,9 @@ packages), conda specs including `target.<selector>` tables, `[constraints]`, Py
 channels and solve options. CUDA counts as declared whether it comes from a rich platform
 (`cuda = "12.0"`, pixi >= 0.71) or from the deprecated `[system-requirements]`.
 
-Only the manifest semantics needed to audit a lock are implemented; tables this module does not
-know (tasks, activation, ...) are ignored, structural errors raise EnvcheckError.
+The one reader of pixi.toml: the lock audit and the offline lock tools (tools/manifest.py)
+both use it. Only the semantics they need are implemented; tables this module does not know
+(tasks, activation, ...) are ignored, structural errors raise EnvcheckError.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
+from .virtuals import Virtual, default_virtuals
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,23 +54,6 @@ _FAMILIES = {
 
 
 @dataclass(frozen=True)
-class Virtual:
-    """A virtual package as pixi writes it into a v7 lock: `__name=version[=build]`."""
-
-    name: str
-    version: str
-    build: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Virtual:
-        parts = text.strip().split("=")
-        return cls(parts[0], parts[1] if len(parts) > 1 else "0", "=".join(parts[2:]))
-
-    def __str__(self) -> str:
-        return f"{self.name}={self.version}" + (f"={self.build}" if self.build else "")
-
-
-@dataclass(frozen=True)
 class PlatformDecl:
     """One `[workspace].platforms` entry; `rich` when it is a named table."""
 
@@ -76,6 +61,12 @@ class PlatformDecl:
     subdir: str
     declared: tuple[Virtual, ...] = ()
     rich: bool = False
+
+    def virtuals(self) -> list[Virtual]:
+        """The lock entry's virtual packages: the declared ones, then the defaults they leave."""
+        names = {vp.name for vp in self.declared}
+        defaults = [vp for vp in default_virtuals(self.subdir) if vp.name not in names]
+        return list(self.declared) + defaults
 
 
 @dataclass
@@ -115,20 +106,21 @@ class EnvDecl:
 
 
 @dataclass
+class Feature:
+    name: str
+    platforms: list[str] | None
+    channels: list[tuple[str, int]]  # (name or URL as written, priority)
+    tables: dict[str, Any]  # the raw feature table (dependencies, target, ...)
+    options: dict[str, str]
+
+
+@dataclass
 class Manifest:
     path: Path
     channels: list[str]
     platforms: dict[str, PlatformDecl]
     envs: dict[str, EnvDecl]
-
-
-@dataclass
-class _Feature:
-    name: str
-    platforms: list[str] | None
-    channels: list[tuple[str, int]]
-    tables: dict[str, Any]  # the raw feature table (dependencies, target, ...)
-    options: dict[str, str]
+    features: dict[str, Feature]
 
 
 def channel_url(channel: str) -> str:
@@ -216,7 +208,7 @@ def _build(path: Path, data: dict[str, Any]) -> Manifest:
     envs = {}
     for name, spec in env_tables.items():
         envs[name] = _environment(name, spec, features, platforms, where)
-    return Manifest(path, [channel_url(c) for c, _ in channels], platforms, envs)
+    return Manifest(path, [channel_url(c) for c, _ in channels], platforms, envs, features)
 
 
 def _platform(entry: Any, where: str) -> PlatformDecl:
@@ -257,7 +249,7 @@ def _virtual(key: str, value: Any, where: str) -> Virtual | None:
 
 def _feature(
     name: str, table: dict[str, Any], ws: dict[str, Any] | None, channels: list, where: str
-) -> _Feature:
+) -> Feature:
     own = f"{where}: [feature.{name}]" if ws is None else f"{where}: top-level"
     plats = table.get("platforms")
     chans = channels if ws is not None else _channels(table.get("channels"), own)
@@ -266,7 +258,7 @@ def _feature(
     for key in ("channel-priority", "solve-strategy", "exclude-newer"):
         if key in src:
             options[key] = str(src[key])
-    return _Feature(
+    return Feature(
         name=name,
         platforms=None if plats is None else [str(p) for p in _list(plats, own + ".platforms")],
         channels=chans,
@@ -278,7 +270,7 @@ def _feature(
 def _environment(
     name: str,
     spec: Any,
-    features: dict[str, _Feature],
+    features: dict[str, Feature],
     platforms: dict[str, PlatformDecl],
     where: str,
 ) -> EnvDecl:
@@ -315,7 +307,7 @@ def _environment(
     )
 
 
-def _env_channels(feats: list[_Feature]) -> list[str]:
+def _env_channels(feats: list[Feature]) -> list[str]:
     seen: dict[str, int] = {}
     for feat in feats:
         for chan, prio in feat.channels:
@@ -326,12 +318,12 @@ def _env_channels(feats: list[_Feature]) -> list[str]:
     return sorted(seen, key=lambda url: -seen[url])
 
 
-def _env_platform(decl: PlatformDecl, feats: list[_Feature], where: str) -> EnvPlatform:
+def _env_platform(decl: PlatformDecl, feats: list[Feature], where: str) -> EnvPlatform:
     ep = EnvPlatform(decl)
     for vp in decl.declared:
         ep.declared[vp.name] = vp
     for feat in feats:
-        tables = _feature_tables(feat, decl, where)
+        tables = feature_tables(feat, decl, where)
         for pkg, value in tables["conda"].items():
             spec = spec_string(pkg, value, f"{where}: [feature.{feat.name}]")
             if spec is None:
@@ -365,8 +357,9 @@ def _applies(vp_name: str, subdir: str) -> bool:
     return True
 
 
-def _feature_tables(feat: _Feature, decl: PlatformDecl, where: str) -> dict[str, dict[str, Any]]:
-    """One feature's tables for one platform: target tables override the base, key by key."""
+def feature_tables(feat: Feature, decl: PlatformDecl, where: str) -> dict[str, dict[str, Any]]:
+    """One feature's tables on any platform ("conda", "constraints", "pypi", "system"):
+    target tables override the base, key by key."""
     own = f"{where}: [feature.{feat.name}]"
     layers = [feat.tables]
     targets = _dict(feat.tables.get("target", {}), own + ".target")

@@ -14,21 +14,12 @@ from typing import Any
 
 from .findings import Finding, Scope
 from .lockfile import EXPECTED_VERSION, Lock, LockedEnv, LockedPlatform, solve_options
-from .manifest import EnvDecl, EnvPlatform, Manifest, Virtual
+from .manifest import EnvDecl, EnvPlatform, Manifest
+from .virtuals import Virtual, default_virtuals, for_solver
 
 RELOCK = "re-lock: `pixi lock` (offline: tools/lockgen.py)"
 CHECK = "satisfiability"
 
-# What pixi assumes for a platform that declares nothing (its default system requirements).
-_ARCH = {
-    "linux-64": "x86_64",
-    "linux-aarch64": "aarch64",
-    "linux-ppc64le": "ppc64le",
-    "osx-64": "x86_64",
-    "osx-arm64": "m1",
-    "win-64": "x86_64",
-    "win-arm64": "arm64",
-}
 # Manifest option names -> the lock's `options:` keys.
 _OPTION_KEYS = {
     "solve-strategy": "strategy",
@@ -244,38 +235,21 @@ def virtual_records(ep: EnvPlatform, lp: LockedPlatform) -> dict[str, Any]:
     """The virtual packages a solve of this env x platform may use, as PackageRecords.
 
     pixi's defaults for the subdir, then what the lock's platform entry records, then what the
-    manifest declares (which wins). __archspec gets version 1 whatever is written: pixi writes
-    0 but conda-forge's microarch packages depend on `__archspec 1.* <arch>`.
+    manifest declares (which wins); __archspec as solved (version 1, see for_solver).
     """
     from rattler import BuildString, PackageRecord
 
-    merged = {vp.name: vp for vp in _defaults(lp.subdir)}
+    merged = {vp.name: vp for vp in default_virtuals(lp.subdir)}
     merged.update({vp.name: vp for vp in lp.virtual})
     merged.update(ep.declared)
     out = {}
-    for vp in merged.values():
-        version = "1" if vp.name == "__archspec" else (vp.version or "0")
+    for vp in map(for_solver, merged.values()):
         try:
             out[vp.name] = PackageRecord(
-                vp.name, version, BuildString(vp.build or "0"), 0, lp.subdir
+                vp.name, vp.version or "0", BuildString(vp.build or "0"), 0, lp.subdir
             )
         except Exception:  # an unparsable version: treat as not provided
             continue
-    return out
-
-
-def _defaults(subdir: str) -> list[Virtual]:
-    out = []
-    if not subdir.startswith("win-"):
-        out.append(Virtual("__unix", "0", "0"))
-    if subdir.startswith("linux-"):
-        out += [Virtual("__linux", "4.18"), Virtual("__glibc", "2.28")]
-    if subdir.startswith("osx-"):
-        out.append(Virtual("__osx", "13.0"))
-    if subdir.startswith("win-"):
-        out.append(Virtual("__win", "0"))
-    if subdir in _ARCH:
-        out.append(Virtual("__archspec", "1", _ARCH[subdir]))
     return out
 
 
