@@ -83,13 +83,14 @@ def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
     if o.user_error:  # e.g. MNIST missing: the message is "cause; fix"
         cause, fix = split_cause_fix(o.error or "failed")
         return failed(check.category, check.name, cause, cause, fix)
-    if (o.error or "").startswith("ModuleNotFoundError"):
-        module = (o.error or "").split("'")[1] if "'" in (o.error or "") else "a module"
+    error = o.error or ""
+    if error.startswith("ModuleNotFoundError"):
+        module = error.split("'")[1] if "'" in error else "a module"
         return failed(
             check.category,
             check.name,
             f"{module} is not installed",
-            f"{o.error} (probe {exc.name})",
+            f"{error} (probe {exc.name})",
             "install the environment from the lock (pixi install -e <env>), or leave "
             "the framework out with --framework",
         )
@@ -111,17 +112,6 @@ def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
     )
 
 
-def _import_failure_reported(ctx: Context, check: Check, reported: dict[str, str]) -> str | None:
-    """The check that reported a failed import of this check's framework, for kernels/training."""
-    if check.framework is None or check.category not in ("kernels", "training"):
-        return None
-    probe = f"{check.framework}.facts"
-    outcome = ctx.facts.get(probe)
-    if outcome is None or outcome.ok:
-        return None
-    return reported.get(probe)
-
-
 def run_checks(
     ctx: Context, checks: list[Check], on_start: Callable[[Check], None] | None = None
 ) -> list[CheckResult]:
@@ -133,16 +123,8 @@ def run_checks(
         if on_start:
             on_start(check)
         start = time.monotonic()
-        blocker = _import_failure_reported(ctx, check, reported)
         try:
-            if blocker:  # its framework does not even import: nothing heavier can run
-                result = skipped(
-                    check.category,
-                    check.name,
-                    f"not run: {check.framework} does not import (see {blocker})",
-                )
-            else:
-                result = check.fn(ctx)
+            result = check.fn(ctx)
         except ProbeFailed as exc:
             if exc.name in reported:  # one failure, one report: the rest say where it is
                 result = skipped(

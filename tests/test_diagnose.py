@@ -191,5 +191,5 @@ def test_framework_that_does_not_import_is_reported_once():
     assert by_id["imports.torch"].message == "torch is not installed"
     for cid in ("kernels.torch", "kernels.torch_device_assert", "training.torch"):
         assert by_id[cid].status is Status.SKIP
-        assert by_id[cid].message == "not run: torch does not import (see imports.torch)"
+        assert by_id[cid].message == "not run: probe torch.facts failed (see imports.torch)"
     assert report.exit_code == 1

@@ -72,7 +72,14 @@ class Context:
         return self.facts[probe]
 
     def data(self, probe: str) -> dict[str, Any]:
-        """The probe's facts; raises ProbeFailed when the probe did not finish cleanly."""
+        """The probe's facts; raises ProbeFailed when the probe did not finish cleanly.
+
+        A framework's heavier probes (kernels, training) need its facts probe first: where the
+        framework does not even import, they fail as that probe, which is reported once.
+        """
+        framework = PROBES[probe].framework if probe in PROBES else None
+        if framework and probe != f"{framework}.facts":
+            self.data(f"{framework}.facts")
         outcome = self.outcome(probe)
         if not outcome.ok:
             raise ProbeFailed(probe, outcome)
