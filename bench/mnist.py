@@ -22,12 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
+from envcheck.checks.registry import PROBES  # noqa: E402
+from envcheck.profiles import KNOWN_FRAMEWORKS  # noqa: E402
 from envcheck.runner import run_probe  # noqa: E402
-
-TARGETS = {
-    "torch": "envcheck.training.torch_mnist:train",
-    "tensorflow": "envcheck.training.tf_mnist:train",
-}
 
 
 def time_to(curve: list[dict], target: float) -> dict | None:
@@ -43,7 +40,7 @@ def bench_one(framework: str, ns: argparse.Namespace) -> dict:
     for key in ("device", "data_dir", "epochs", "quick"):
         if getattr(ns, key) is not None:
             args[key] = getattr(ns, key)
-    outcome = run_probe(TARGETS[framework], args, timeout=ns.timeout)
+    outcome = run_probe(PROBES[f"{framework}.train"].target, args, timeout=ns.timeout)
     row = {"framework": framework, "args": args, "wall_seconds": outcome.seconds}
     if not outcome.ok:
         return {**row, "ok": False, "error": outcome.describe_failure()}
@@ -119,7 +116,7 @@ def print_row(row: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--framework", choices=[*TARGETS, "both"], default="both")
+    p.add_argument("--framework", choices=[*KNOWN_FRAMEWORKS, "both"], default="both")
     p.add_argument("--device", help="cuda/gpu or cpu (default: GPU if the framework sees one)")
     p.add_argument("--data-dir", help="folder with the MNIST files (default: cache/download)")
     mode = p.add_mutually_exclusive_group()
@@ -150,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ns = p.parse_args(argv)
 
-    frameworks = list(TARGETS) if ns.framework == "both" else [ns.framework]
+    frameworks = list(KNOWN_FRAMEWORKS) if ns.framework == "both" else [ns.framework]
     rows = []
     for framework in frameworks:
         row = bench_one(framework, ns)

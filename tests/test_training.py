@@ -15,13 +15,10 @@ import sys
 import pytest
 from conftest import MNIST_DIR, REPO, needs_mnist
 
+from envcheck.checks.registry import PROBES
 from envcheck.runner import run_probe
 from envcheck.training import BAR_QUICK, BATCH_SIZE, QUICK_IMAGES
 
-TARGETS = {
-    "torch": "envcheck.training.torch_mnist:train",
-    "tensorflow": "envcheck.training.tf_mnist:train",
-}
 TIMEOUT_S = 600
 
 
@@ -60,7 +57,7 @@ def test_quick_cpu_training_reaches_bar(framework: str):
         "download": False,
         "mixed_precision": True,
     }
-    outcome = run_probe(TARGETS[framework], args, timeout=TIMEOUT_S)
+    outcome = run_probe(PROBES[f"{framework}.train"].target, args, timeout=TIMEOUT_S)
     assert outcome.ok, f"{outcome.describe_failure()}\n{outcome.stderr_tail}"
     result = outcome.data
     json.dumps(result)  # the runner passes it on as JSON
@@ -85,7 +82,7 @@ def test_quick_cpu_training_reaches_bar(framework: str):
 def test_asking_for_a_missing_gpu_is_a_clear_error(framework: str):
     # The data dir does not exist: on a GPU machine the run stops there instead of training.
     args = {"device": "cuda" if framework == "torch" else "gpu", "data_dir": "/nonexistent"}
-    outcome = run_probe(TARGETS[framework], args, timeout=TIMEOUT_S)
+    outcome = run_probe(PROBES[f"{framework}.train"].target, args, timeout=TIMEOUT_S)
     assert not outcome.ok and outcome.user_error, outcome.error
     if "sees no GPU" not in outcome.error:
         pytest.skip("a GPU is visible here, so there is no missing-GPU error to check")
