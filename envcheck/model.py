@@ -46,6 +46,11 @@ class CheckResult:
     def check_id(self) -> str:
         return f"{self.category}.{self.name}"
 
+    @property
+    def cause_beyond_message(self) -> str | None:
+        """The cause where it adds to the message (a user error's message is its cause)."""
+        return self.cause if self.cause and self.cause != self.message else None
+
 
 def passed(category: str, name: str, message: str, **kw: Any) -> CheckResult:
     return CheckResult(category, name, Status.PASS, message, **kw)

@@ -21,11 +21,8 @@ def to_markdown(report: Report) -> str:
     ]
     for c in report.checks:
         fix = c.fix if c.status in (Status.FAIL, Status.WARN) else ""
-        msg = (
-            c.message
-            if c.cause in (None, "", c.message) or c.status is Status.PASS
-            else f"{c.message}: {c.cause}"
-        )
+        extra = c.cause_beyond_message if c.status is not Status.PASS else None
+        msg = f"{c.message}: {extra}" if extra else c.message
         lines.append(f"| {ICON[c.status]} | `{c.check_id}` | {_cell(msg)} | {_cell(fix)} |")
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     lines += ["", f"{counts} in {report.duration_s:.1f} s", ""]

@@ -37,7 +37,7 @@ def render(report: Report, console: Console) -> None:
                     Text(d.message),
                 )
             if c.status in (Status.FAIL, Status.WARN) and c.cause:
-                if c.cause != c.message:  # a user error's message is already its cause
+                if c.cause_beyond_message:
                     table.add_row("", "", Text(f"cause: {c.cause}", style=STYLE[c.status]))
                 table.add_row("", "", Text(f"fix:   {c.fix}", style="cyan"))
     console.print(table)
