@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from typing import Any, Callable
 
 from envcheck.errors import EnvcheckError
 
@@ -69,6 +70,62 @@ def eval_steps(total_steps: int, points: int) -> list[int]:
     """Step counts (1-based) after which to evaluate: evenly spaced, always the last."""
     points = max(1, min(points, total_steps))
     return sorted({round(total_steps * (i + 1) / points) for i in range(points)})
+
+
+def total_steps(cfg: dict, n: int) -> int:
+    """Optimizer steps of a run: full batches only, so every step has one shape (cuDNN
+    autotunes and TF traces once, in the first step)."""
+    return n // cfg["batch_size"] * cfg["epochs"]
+
+
+def timed_steps(
+    cfg: dict,
+    n: int,
+    shuffle: Callable[[], Any],
+    step: Callable[[Any, int], None],
+    sync: Callable[[], None],
+    evaluate: Callable[[], float],
+    curve: bool,
+) -> dict:
+    """Run and time the training steps the same way for every framework.
+
+    ``shuffle()`` gives an epoch's sample order, ``step(order, start)`` trains on one batch,
+    ``sync()`` waits for the device (its work is asynchronous), ``evaluate()`` gives the test
+    accuracy. The first step is timed apart; evaluations fall outside the clock.
+    """
+    batch = cfg["batch_size"]
+    total = total_steps(cfg, n)
+    checkpoints = set(eval_steps(total, cfg["curve_points"] if curve else 1))
+    points, done, trained_s, first_s = [], 0, 0.0, 0.0
+    for _epoch in range(cfg["epochs"]):
+        order = shuffle()
+        for start in range(0, n // batch * batch, batch):
+            t0 = time.perf_counter()
+            step(order, start)
+            done += 1
+            if done == 1 or done in checkpoints:
+                sync()  # stop the clock only when the queued kernels have finished
+            elapsed = time.perf_counter() - t0
+            if done == 1:
+                first_s = elapsed
+            else:
+                trained_s += elapsed
+            if done in checkpoints:
+                seen = done * batch
+                points.append(
+                    {
+                        "images_seen": seen,
+                        "seconds": first_s + trained_s,
+                        "test_accuracy": evaluate(),
+                    }
+                )
+    return {
+        "train_images": total * batch,
+        "test_accuracy": points[-1]["test_accuracy"],
+        "train_seconds": trained_s,
+        "first_step_seconds": first_s,
+        "curve": points,
+    }
 
 
 def load_data(cfg: dict):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from envcheck.errors import EnvcheckError
-from envcheck.training import cpu_name, eval_steps, load_data, result, settings
+from envcheck.training import cpu_name, load_data, result, settings, timed_steps, total_steps
 
 MEAN, STD = 0.1307, 0.3081
 EVAL_BATCH = 2500
@@ -167,12 +167,9 @@ def _fit(tf, cfg: dict, data, policy: str | None, curve: bool) -> dict:
     tf.keras.utils.set_random_seed(cfg["seed"])
     model = _model(tf, cfg["quick"], policy)
     batch, n = cfg["batch_size"], int(x.shape[0])
-    # Full batches only, as in the torch run (the shuffle drops different images each epoch).
-    steps_per_epoch = n // batch
-    total = steps_per_epoch * cfg["epochs"]
+    total = total_steps(cfg, n)
     opt = tf.keras.optimizers.Adam(learning_rate=_one_cycle(tf, total, cfg["max_lr"]))
     scale = FP16_LOSS_SCALE if policy == "mixed_float16" else None
-    checkpoints = set(eval_steps(total, cfg["curve_points"] if curve else 1))
     rng = np.random.RandomState(cfg["seed"])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
@@ -195,36 +192,15 @@ def _fit(tf, cfg: dict, data, policy: str | None, curve: bool) -> dict:
         # Reading a weight waits for every queued update (GPU work runs asynchronously).
         float(tf.reduce_sum(model.trainable_variables[0]))
 
-    points, done, trained_s, first_s = [], 0, 0.0, 0.0
-    for _epoch in range(cfg["epochs"]):
-        order = tf.constant(rng.permutation(n).astype(np.int32))
-        for start in range(0, steps_per_epoch * batch, batch):
-            t0 = time.perf_counter()
-            step(order, tf.constant(start, tf.int32))
-            done += 1
-            if done == 1 or done in checkpoints:
-                sync()
-            elapsed = time.perf_counter() - t0
-            if done == 1:
-                first_s = elapsed
-            else:
-                trained_s += elapsed
-            if done in checkpoints:
-                seen = done * batch
-                points.append(
-                    {
-                        "images_seen": seen,
-                        "seconds": first_s + trained_s,
-                        "test_accuracy": _accuracy(tf, model, xt, yt),
-                    }
-                )
-    return {
-        "train_images": total * batch,
-        "test_accuracy": points[-1]["test_accuracy"],
-        "train_seconds": trained_s,
-        "first_step_seconds": first_s,
-        "curve": points,
-    }
+    return timed_steps(
+        cfg,
+        n,
+        shuffle=lambda: tf.constant(rng.permutation(n).astype(np.int32)),
+        step=lambda order, start: step(order, tf.constant(start, tf.int32)),
+        sync=sync,
+        evaluate=lambda: _accuracy(tf, model, xt, yt),
+        curve=curve,
+    )
 
 
 def _accuracy(tf, model, xt, yt) -> float:

@@ -11,7 +11,7 @@ import contextlib
 import time
 
 from envcheck.errors import EnvcheckError
-from envcheck.training import cpu_name, eval_steps, load_data, result, settings
+from envcheck.training import cpu_name, load_data, result, settings, timed_steps, total_steps
 
 MEAN, STD = 0.1307, 0.3081
 EVAL_BATCH = 2500
@@ -132,17 +132,15 @@ def _fit(torch, cfg: dict, device, data, autocast, curve: bool) -> dict:
     x, y, xt, yt = data
     torch.manual_seed(cfg["seed"])
     model = _model(torch, cfg["quick"]).to(device)
-    batch, n = cfg["batch_size"], len(x)
-    # Full batches only: one shape throughout, so cuDNN autotunes once (in the first step).
-    steps_per_epoch = n // batch
-    total = steps_per_epoch * cfg["epochs"]
+    total = total_steps(cfg, len(x))
     opt = torch.optim.Adam(model.parameters(), lr=cfg["max_lr"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["max_lr"], total_steps=total)
     scaler = _scaler(torch) if autocast == torch.float16 else None
     gen = torch.Generator().manual_seed(cfg["seed"])
-    checkpoints = set(eval_steps(total, cfg["curve_points"] if curve else 1))
+    batch = cfg["batch_size"]
 
-    def step(idx) -> None:
+    def step(order, start: int) -> None:
+        idx = order[start : start + batch]
         with _autocast(torch, device, autocast):
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
@@ -155,35 +153,21 @@ def _fit(torch, cfg: dict, device, data, autocast, curve: bool) -> dict:
             scaler.update()
         sched.step()
 
+    def evaluate() -> float:
+        acc = _accuracy(torch, model, xt, yt, autocast, device)
+        model.train()
+        return acc
+
     model.train()
-    points, done, trained_s, first_s = [], 0, 0.0, 0.0
-    for _epoch in range(cfg["epochs"]):
-        order = torch.randperm(n, generator=gen).to(device)
-        for start in range(0, steps_per_epoch * batch, batch):
-            t0 = time.perf_counter()
-            step(order[start : start + batch])
-            done += 1
-            if done == 1 or done in checkpoints:
-                _sync(torch, device)  # kernels are async: stop the clock only when they finish
-            elapsed = time.perf_counter() - t0
-            if done == 1:
-                first_s = elapsed
-            else:
-                trained_s += elapsed
-            if done in checkpoints:
-                acc = _accuracy(torch, model, xt, yt, autocast, device)
-                seen = done * batch
-                points.append(
-                    {"images_seen": seen, "seconds": first_s + trained_s, "test_accuracy": acc}
-                )
-                model.train()
-    return {
-        "train_images": total * batch,
-        "test_accuracy": points[-1]["test_accuracy"],
-        "train_seconds": trained_s,
-        "first_step_seconds": first_s,
-        "curve": points,
-    }
+    return timed_steps(
+        cfg,
+        len(x),
+        shuffle=lambda: torch.randperm(len(x), generator=gen).to(device),
+        step=step,
+        sync=lambda: _sync(torch, device),
+        evaluate=evaluate,
+        curve=curve,
+    )
 
 
 def _accuracy(torch, model, xt, yt, autocast, device) -> float:
