@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
 from envcheck.checks.registry import PROBES  # noqa: E402
+from envcheck.fileio import write_atomic  # noqa: E402
 from envcheck.profiles import KNOWN_FRAMEWORKS  # noqa: E402
 from envcheck.runner import run_probe  # noqa: E402
 
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         rows.append(row)
     if ns.json:
-        Path(ns.json).write_text(json.dumps({"runs": rows}, indent=2) + "\n", encoding="utf-8")
+        write_atomic(ns.json, json.dumps({"runs": rows}, indent=2) + "\n")
     return 0 if all(row["ok"] and row.get("verify_exit_code", 0) == 0 for row in rows) else 1
 
 

@@ -126,8 +126,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .checks import REGISTRY, Options
+    from .fileio import write_atomic
     from .report import json_report, junit, summary, terminal
-    from .verify import load_facts, save_facts, verify, write_atomic
+    from .verify import load_facts, save_facts, verify
 
     profile, frameworks = _context_inputs(args)
     if args.min_accuracy is not None and not 0 < args.min_accuracy <= 1:
@@ -175,8 +176,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .checks import Context, Options
+    from .fileio import write_atomic
     from .info import gather_info, render_info
-    from .verify import gather_live, write_atomic
+    from .verify import gather_live
 
     profile, frameworks = _context_inputs(args)
     ctx = Context(profile, frameworks, args.require_gpu, Options(), gather_live)

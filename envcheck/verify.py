@@ -12,6 +12,7 @@ from . import __version__
 from .checks import REGISTRY, Context, Options, ProbeFailed
 from .checks.registry import PROBES, Check
 from .errors import EnvcheckError, split_cause_fix
+from .fileio import write_atomic
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probes import environment
 from .profiles import Profile
@@ -68,14 +69,6 @@ def save_facts(path: Path, ctx: Context) -> None:
         "facts": {k: v.to_dict() for k, v in ctx.facts.items()},
     }
     write_atomic(path, json.dumps(data, indent=2, default=str))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:

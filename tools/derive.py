@@ -28,9 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import manifest as mf
+import manifest as mf  # also puts the checkout on sys.path, for envcheck
 import yaml
 from rattler import LockFile, LockPlatform, RepoDataRecord, Subdir
+
+from envcheck.fileio import write_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 ALIAS_ENVIRONMENTS = {"default"}  # same features (and solve-group) as cpu
@@ -173,8 +175,7 @@ def render_all(ws: mf.Workspace, lock: LockFile, out: Path, p2cl: Path | None) -
 
     def write(rel: str, text: str) -> None:
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
         written.append(path)
 
     for env in exported_environments(ws):

@@ -28,9 +28,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import manifest as mf
+import manifest as mf  # also puts the checkout on sys.path, for envcheck
 from rattler import LockChannel, LockFile, LockPlatform, RepoDataRecord, Subdir
 from snapshot import MissingRecord, Snapshot, SolveFailed
+
+from envcheck.fileio import write_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CHANNEL_DIR = REPO.parent / "shared" / "conda-forge-snapshot"
@@ -343,8 +345,7 @@ def write_report(
                     "missing": [m.as_dict() for m in o.missing],
                 }
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
 
 
 def print_outcome(o: Outcome) -> None:
@@ -442,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{output} matches a fresh solve ({elapsed:.1f} s)")
         return 0
-    output.write_text(new_text, encoding="utf-8")
+    write_atomic(output, new_text)
     print(f"Wrote {output} ({elapsed:.1f} s)")
     return 0
 

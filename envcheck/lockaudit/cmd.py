@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
+from ..fileio import write_atomic
 
 MAX_ROWS = 40  # findings shown in the table; --json has them all
 
@@ -153,6 +154,6 @@ def _write_json(path: Path, result: Any, findings: list, size_rows: list, drift:
         "drift": drift,
     }
     try:
-        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        write_atomic(path, json.dumps(doc, indent=2) + "\n")
     except OSError as exc:
         raise EnvcheckError(f"cannot write --json {path}: {exc}") from None
