@@ -194,7 +194,9 @@ def _build(path: Path, data: dict[str, Any]) -> Manifest:
     top = {k: v for k, v in data.items() if k not in ("workspace", "project", "feature")}
     features = {DEFAULT_FEATURE: _feature(DEFAULT_FEATURE, top, ws, channels, where)}
     for name, table in _dict(data.get("feature", {}), f"{where}: [feature]").items():
-        features[name] = _feature(name, _dict(table, f"{where}: [feature.{name}]"), None, [], where)
+        features[name] = _feature(
+            name, _dict(table, f"{where}: [feature.{name}]"), None, channels, where
+        )
     for feature in features.values():
         for pname in feature.platforms or []:
             if pname not in platforms:
@@ -252,7 +254,10 @@ def _feature(
 ) -> Feature:
     own = f"{where}: [feature.{name}]" if ws is None else f"{where}: top-level"
     plats = table.get("platforms")
-    chans = channels if ws is not None else _channels(table.get("channels"), own)
+    # A feature without `channels` uses the workspace's (pixi does the same), which matters
+    # for an environment with no-default-feature.
+    own_chans = None if ws is not None else table.get("channels")
+    chans = channels if own_chans is None else _channels(own_chans, own)
     options = {}
     src = ws if ws is not None else table
     for key in ("channel-priority", "solve-strategy", "exclude-newer"):
