@@ -19,16 +19,25 @@ class Profile:
     frameworks: tuple[str, ...]
     # The build-string prefix conda-forge uses for this CUDA line (what to install instead).
     build_hint: str
+    # Subdirs where this profile's envs hold every framework above; elsewhere they hold
+    # PyTorch alone (no TensorFlow build there fits, see pixi.toml). Empty: every subdir.
+    full_subdirs: tuple[str, ...] = ()
 
     @property
     def wants_gpu(self) -> bool:
         return self.cuda_major is not None
 
+    def frameworks_on(self, subdir: str) -> tuple[str, ...]:
+        """The frameworks this profile's env holds on a conda subdir (linux-64, win-64, ...)."""
+        if not self.full_subdirs or subdir in self.full_subdirs:
+            return self.frameworks
+        return ("torch",)
+
 
 PROFILES = {
-    "cpu": Profile("cpu", None, ("torch", "tensorflow"), "cpu_*"),
+    "cpu": Profile("cpu", None, ("torch", "tensorflow"), "cpu_*", ("linux-64",)),
     "cuda11": Profile("cuda11", 11, ("torch",), "cuda118*"),
-    "cuda12": Profile("cuda12", 12, ("torch", "tensorflow"), "cuda12*"),
+    "cuda12": Profile("cuda12", 12, ("torch", "tensorflow"), "cuda12*", ("linux-64",)),
     "cuda13": Profile("cuda13", 13, ("torch",), "cuda13*"),
 }
 
@@ -46,11 +55,18 @@ def resolve_profile(name: str | None) -> Profile:
         ) from None
 
 
-def resolve_frameworks(option: str | None, profile: Profile) -> tuple[str, ...]:
-    """--framework, else $ENVCHECK_FRAMEWORKS (per platform in pixi.toml), else the profile's."""
+def resolve_frameworks(
+    option: str | None, profile: Profile, subdir: str | None = None
+) -> tuple[str, ...]:
+    """--framework, else $ENVCHECK_FRAMEWORKS (per platform in pixi.toml), else the profile's
+    frameworks on `subdir` (default: this machine's)."""
     raw = option or os.environ.get(FRAMEWORKS_ENV)
     if not raw:
-        return profile.frameworks
+        if subdir is None:
+            from .lockaudit.drift import current_subdir
+
+            subdir = current_subdir()
+        return profile.frameworks_on(subdir)
     names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
     aliases = {"pytorch": "torch", "tf": "tensorflow"}
     names = tuple(aliases.get(n, n) for n in names)

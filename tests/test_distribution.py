@@ -26,6 +26,7 @@ from snapshot import missing_from_message  # noqa: E402
 
 from envcheck.errors import EnvcheckError  # noqa: E402
 from envcheck.lockaudit.manifest import selector_matches, tomllib  # noqa: E402
+from envcheck.profiles import PROFILES  # noqa: E402
 
 SNAPSHOT = REPO.parent / "shared" / "conda-forge-snapshot"
 needs_snapshot = pytest.mark.skipif(
@@ -185,10 +186,21 @@ def test_activation_names_exactly_the_frameworks_the_lock_installs(ws, lock):
         installed = {
             fw for fw, pkg in (("torch", "pytorch"), ("tensorflow", "tensorflow")) if pkg in names
         }
+        if not installed:  # e.g. doctor: no framework, so nothing for verify to expect
+            assert "ENVCHECK_FRAMEWORKS" not in activation, f"{env}/{platform.name}"
+            assert "ENVCHECK_PROFILE" not in activation, f"{env}/{platform.name}"
+            continue
         claimed = set(activation["ENVCHECK_FRAMEWORKS"].split(","))
         assert claimed == installed, f"{env}/{platform.name}"
-        expected_profile = "cpu" if env == "default" else env
-        assert activation["ENVCHECK_PROFILE"] == expected_profile
+        profile = PROFILES[activation["ENVCHECK_PROFILE"]]
+        cuda = [int(vp.version.split(".")[0]) for vp in platform.declared if vp.name == "__cuda"]
+        assert profile.cuda_major == (cuda[0] if cuda else None), f"{env}/{platform.name}"
+        # verify's profile knows what each platform holds: an env named after its profile holds
+        # exactly the profile's frameworks there; a PyTorch-alone env (torch-*) a subset.
+        on_subdir = set(profile.frameworks_on(platform.subdir))
+        if env in (profile.name, "default"):
+            assert installed == on_subdir, f"{env}/{platform.name}"
+        assert installed <= on_subdir, f"{env}/{platform.name}"
         gpu_tf = "tensorflow" in installed and platform.declared
         assert ("XLA_FLAGS" in activation) == bool(gpu_tf), f"{env}/{platform.name}"
         if gpu_tf:
@@ -232,7 +244,9 @@ def test_explicit_files_list_the_locked_urls_with_sha256(ws, lock):
             text = (REPO / "locks" / "explicit" / f"{env}-{platform.subdir}.txt").read_text()
             assert "@EXPLICIT" in text.splitlines()
             lines = {ln for ln in text.splitlines() if ln.startswith("https://")}
-            expected = {f"{r.url}#{r.sha256.hex()}" for r in locked(lock, env, platform.name)}
+            expected = {
+                f"{r.url}#sha256:{r.sha256.hex()}" for r in locked(lock, env, platform.name)
+            }
             assert lines == expected, f"{env}/{platform.name}"
 
 
@@ -244,6 +258,9 @@ def test_conda_lock_files_hold_the_same_packages_and_hashes(ws, lock):
         assert data["version"] == 1
         assert data["metadata"]["platforms"] == sorted(p.subdir for p in platforms)
         assert [c["url"] for c in data["metadata"]["channels"]] == ["conda-forge"]
+        # conda-lock resolves sources against the lock file's folder: it must name pixi.lock.
+        sources = [(REPO / "locks" / s).resolve() for s in data["metadata"]["sources"]]
+        assert sources == [REPO / "pixi.lock"], data["metadata"]["sources"]
         for platform in platforms:
             rows = {
                 (p["name"], p["url"], p["hash"]["sha256"], p["hash"]["md5"])
@@ -256,6 +273,44 @@ def test_conda_lock_files_hold_the_same_packages_and_hashes(ws, lock):
             }
             assert rows == expected, f"{env}/{platform.name}"
             assert all(p["manager"] == "conda" and p["category"] == "main" for p in data["package"])
+
+
+def _env_file_lines(env: str, index: int, platform: mf.PlatformDecl) -> list[str]:
+    path = REPO / "environments" / derive.environment_file_name(env, index, platform)
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_environment_files_carry_every_constraint_conda_can_express(ws, lock):
+    """A conda env file has no constraints section: a [constraints] entry is a dependency
+    where the lock installs the package anyway, and is named as dropped everywhere else."""
+    carried_any = False
+    for env in derive.exported_environments(ws):
+        for index, platform in enumerate(ws.env_platforms(env)):
+            lines = _env_file_lines(env, index, platform)
+            deps = set(yaml.safe_load("\n".join(lines))["dependencies"])
+            comments = " ".join(ln for ln in lines if ln.startswith("#"))
+            names = {r.name.normalized for r in locked(lock, env, platform.name)}
+            constraints = ws.raw_requirements(env, platform, "constraints")
+            for name, values in constraints.items():
+                for value in values:
+                    spec = derive.conda_spec(name, value)
+                    if name in names:
+                        assert spec in deps, f"{env}/{platform.name}: {spec} not carried"
+                        carried_any = True
+                    else:
+                        assert spec not in deps and spec in comments, f"{env}/{platform.name}"
+                        assert "does not install" in comments
+            # Every dependency line is a manifest spec or constraint, as conda reads it.
+            for dep in deps:
+                ms = rattler.MatchSpec(dep)
+                assert ms.name.normalized in set(constraints) | set(
+                    ws.raw_requirements(env, platform, "conda")
+                ), f"{env}/{platform.name}: {dep}"
+    assert carried_any  # the cuDNN, cudatoolkit and build-string pins reach conda users
+    cuda12 = _env_file_lines("cuda12", 0, ws.platforms["linux-64-cuda12"])
+    assert "- cudnn <9.11" in cuda12 and "- libtorch * cuda12*" in cuda12
+    cuda11 = _env_file_lines("cuda11", 0, ws.platforms["linux-64-cuda11"])
+    assert "- cudatoolkit 11.8.*" in cuda11 and "- cudnn 8.*" in cuda11
 
 
 def test_no_derived_files_for_environments_that_do_not_exist(ws):

@@ -197,6 +197,34 @@ def test_cpu_build_in_cuda12(rattler: Any, tmp_path: Path) -> None:
 
 
 @needs_lock
+def test_cpu_build_in_torch_cuda12_on_aarch64(rattler: Any, tmp_path: Path) -> None:
+    # The policy covers every env x platform that declares CUDA, the Grace Hopper one too.
+    aarch64 = ("torch-cuda12", "linux-aarch64-cuda12")
+    cpu_torch = records_of("cpu", "linux-aarch64")["pytorch"]
+    assert str(cpu_torch.build).startswith("cpu")
+
+    def swap(recs: list) -> list:
+        return [cpu_torch if r.name.normalized == "pytorch" else r for r in recs]
+
+    findings = audit(rebuild(tmp_path, only(*aarch64, swap)), ["torch-cuda12"])
+    assert any(
+        f.check == "policy"
+        and (f.env, f.platform) == aarch64
+        and "is a CPU build in CUDA 12 env torch-cuda12" in f.message
+        for f in findings
+    ), messages(findings)
+
+
+@needs_lock
+def test_env_without_framework_audits_clean(rattler: Any) -> None:
+    # doctor: python + rich only, no default feature, every plain platform.
+    assert audit(MANIFEST, ["doctor"]) == []
+    for plat in ("linux-64", "linux-aarch64", "osx-arm64", "win-64"):
+        names = set(records_of("doctor", plat))
+        assert {"python", "rich"} <= names and not names & {"pytorch", "tensorflow"}, plat
+
+
+@needs_lock
 def test_cuda_build_in_cpu_env(rattler: Any, tmp_path: Path) -> None:
     gpu_torch = records_of(*CUDA12)["pytorch"]
 
@@ -435,6 +463,8 @@ new = { features = ["new"], no-default-feature = true }
     assert linux.constraints == {"cudnn": ["cudnn <9.11"]}
     assert linux.cuda_major == 12  # from [system-requirements]
     assert gpu.platforms["osx-arm64"].cuda is None  # no CUDA on macOS
+    # A feature without channels takes the workspace's, as in pixi (no-default-feature too).
+    assert m.envs["new"].channels == ["https://conda.anaconda.org/conda-forge/"]
     new = m.envs["new"].platforms["lx-cu13"]
     assert new.specs == {} and new.cuda == "13.0" and new.platform.subdir == "linux-64"
 
