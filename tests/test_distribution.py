@@ -26,7 +26,7 @@ from snapshot import missing_from_message  # noqa: E402
 
 from envcheck.errors import EnvcheckError  # noqa: E402
 from envcheck.lockaudit.manifest import selector_matches, tomllib  # noqa: E402
-from envcheck.profiles import PROFILES  # noqa: E402
+from envcheck.profiles import PROFILES, resolve_frameworks  # noqa: E402
 
 SNAPSHOT = REPO.parent / "shared" / "conda-forge-snapshot"
 needs_snapshot = pytest.mark.skipif(
@@ -179,7 +179,8 @@ def _activation_env(ws: mf.Workspace, env: str, platform: mf.PlatformDecl) -> di
     return out
 
 
-def test_activation_names_exactly_the_frameworks_the_lock_installs(ws, lock):
+def test_activation_names_exactly_the_frameworks_the_lock_installs(ws, lock, monkeypatch):
+    monkeypatch.delenv("ENVCHECK_FRAMEWORKS", raising=False)
     for env, platform in env_platform_pairs(ws):
         activation = _activation_env(ws, env, platform)
         names = {r.name.normalized for r in locked(lock, env, platform.name)}
@@ -200,6 +201,8 @@ def test_activation_names_exactly_the_frameworks_the_lock_installs(ws, lock):
         on_subdir = set(profile.frameworks_on(platform.subdir))
         if env in (profile.name, "default"):
             assert installed == on_subdir, f"{env}/{platform.name}"
+            # Outside pixi (no activation), verify expects the same from the profile alone.
+            assert set(resolve_frameworks(None, profile, platform.subdir)) == installed
         assert installed <= on_subdir, f"{env}/{platform.name}"
         gpu_tf = "tensorflow" in installed and platform.declared
         assert ("XLA_FLAGS" in activation) == bool(gpu_tf), f"{env}/{platform.name}"
