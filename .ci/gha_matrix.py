@@ -14,7 +14,8 @@ $GITHUB_STEP_SUMMARY when set); otherwise it prints both lists. Needs PyYAML.
 Per leg: `env`, `platform` (the lock's platform name, e.g. linux-64-cuda12), `subdir`,
 `runner` (a GitHub-hosted label) and, for install legs, `cuda` (the `__cuda` version the lock
 declares for that platform, for CONDA_OVERRIDE_CUDA on GPU-less runners; "" if none) and
-`check` (`verify` for CPU legs; `info` for CUDA legs, whose verify needs a real GPU).
+`check` (`verify` for CPU legs; `info` for CUDA legs, whose verify needs a real GPU; or what
+`--check ENV=KIND` names, e.g. `doctor` for the doctor env, which has no frameworks to verify).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class MatrixError(Exception):
     """The lock cannot be turned into a matrix."""
 
 
-def _load(lock_path: Path) -> dict:
+def load_lock(lock_path: Path) -> dict:
     try:
         text = lock_path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -59,7 +60,7 @@ def _load(lock_path: Path) -> dict:
     return data
 
 
-def _platforms(lock: dict) -> dict[str, dict[str, str]]:
+def lock_platforms(lock: dict) -> dict[str, dict[str, str]]:
     """Lock platform name -> {subdir, cuda}. Lock v7 lists them; older locks key by subdir."""
     table: dict[str, dict[str, str]] = {}
     for entry in lock.get("platforms") or []:
@@ -79,8 +80,10 @@ def _check_name(kind: str, name: str) -> str:
     return name
 
 
-def build(lock: dict, skip_envs: set[str], test_envs: list[str]) -> tuple[list, list]:
-    platforms = _platforms(lock)
+def build(
+    lock: dict, skip_envs: set[str], test_envs: list[str], checks: dict[str, str] | None = None
+) -> tuple[list, list]:
+    platforms = lock_platforms(lock)
     envs: list[dict[str, str]] = []
     locked: dict[str, list[str]] = {}
     for raw_name, env in lock["environments"].items():
@@ -105,7 +108,7 @@ def build(lock: dict, skip_envs: set[str], test_envs: list[str]) -> tuple[list, 
                     "subdir": info["subdir"],
                     "runner": runner,
                     "cuda": info["cuda"],
-                    "check": "info" if info["cuda"] else "verify",
+                    "check": (checks or {}).get(env_name) or ("info" if info["cuda"] else "verify"),
                 }
             )
 
@@ -167,10 +170,21 @@ def main(argv: list[str] | None = None) -> int:
         help="environment(s) the test legs use, first locked one wins per subdir "
         "(repeatable; default: default, then cpu)",
     )
+    parser.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="ENV=KIND",
+        help="the check install legs of ENV run instead of verify/info (repeatable)",
+    )
     args = parser.parse_args(argv)
+    checks = dict(c.split("=", 1) for c in args.check if "=" in c)
     try:
+        for env, kind in checks.items():
+            _check_name("environment", env)
+            _check_name("check", kind)
         envs, tests = build(
-            _load(args.lock), set(args.skip_env), args.test_env or ["default", "cpu"]
+            load_lock(args.lock), set(args.skip_env), args.test_env or ["default", "cpu"], checks
         )
     except MatrixError as exc:
         print(f"gha_matrix: error: {exc}", file=sys.stderr)

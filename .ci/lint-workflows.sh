@@ -10,8 +10,8 @@
 # online it also checks that every pinned SHA belongs to its action (impostor-commit) and that
 # no pinned version has a known advisory.
 #
-# With PyYAML importable it also checks that .ci/gha_matrix.py turns pixi.lock into the
-# ci.yml matrices.
+# It also checks that every workflow pins a pixi inside pixi.toml's `requires-pixi`, and, with
+# PyYAML importable, that .ci/gha_matrix.py turns pixi.lock into the ci.yml matrices.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -56,8 +56,11 @@ zizmor_inputs=("$workflows")
 [ -f .github/dependabot.yml ] && zizmor_inputs+=(.github/dependabot.yml)
 "$zizmor" "${zizmor_args[@]}" "${zizmor_inputs[@]}" || status=1
 
+python=$(find_tool python 2>/dev/null || find_tool python3)
+echo "== PIXI_VERSION of every workflow vs requires-pixi"
+"$python" .ci/pixi_version_check.py || status=1
+
 if [ -f pixi.lock ]; then
-    python=$(find_tool python 2>/dev/null || find_tool python3)
     if "$python" -c 'import yaml' 2>/dev/null; then
         echo "== .ci/gha_matrix.py on pixi.lock"
         "$python" .ci/gha_matrix.py --lock pixi.lock --skip-env default \

@@ -40,6 +40,7 @@ import yaml
 from rattler import LockFile, LockPlatform, RepoDataRecord, Subdir
 
 from envcheck.fileio import write_atomic
+from envcheck.lockaudit.aliases import platform_renames
 
 REPO = Path(__file__).resolve().parent.parent
 ALIAS_ENVIRONMENTS = {"default"}  # same features (and solve-group) as cpu
@@ -56,14 +57,20 @@ def exported_environments(ws: mf.Workspace) -> list[str]:
     return sorted(e for e in ws.environments if e not in ALIAS_ENVIRONMENTS)
 
 
-def locked_records(lock: LockFile, env: str) -> dict[str, list[RepoDataRecord]]:
-    """platform name -> records, for one environment of the lock."""
+def locked_records(lock: LockFile, env: str, ws: mf.Workspace) -> dict[str, list[RepoDataRecord]]:
+    """manifest platform name -> records, for one environment of the lock. Platforms pixi
+    0.71-0.77 wrote as p1, p2, ... are matched to the manifest's by identity, as pixi does."""
     environment = lock.environment(env)
     if environment is None:
         raise SystemExit(f"derive: pixi.lock has no environment {env!r}; run tools/lockgen.py")
+    renames = platform_renames(
+        ((p.name, str(p.subdir), p.virtual_packages) for p in lock.platforms()),
+        ws.platforms.values(),
+    )
     out = {}
     for platform in environment.platforms():
-        out[platform.name] = environment.conda_repodata_records_for_platform(platform) or []
+        records = environment.conda_repodata_records_for_platform(platform) or []
+        out[renames.get(platform.name, platform.name)] = records
     return out
 
 
@@ -148,7 +155,7 @@ def subdir_named_lock(lock: LockFile, env: str, ws: mf.Workspace, path: Path) ->
 
     pixi-to-conda-lock uses lock platform names as conda-lock platforms, which must be
     subdirs; within one environment every subdir appears once, so this renaming is exact."""
-    records = locked_records(lock, env)
+    records = locked_records(lock, env, ws)
     platforms = {}
     for name in records:
         p = ws.platforms[name]
@@ -237,7 +244,7 @@ def render_all(ws: mf.Workspace, lock: LockFile, out: Path, p2cl: Path | None) -
 
     for env in exported_environments(ws):
         platforms = ws.env_platforms(env)
-        records = locked_records(lock, env)
+        records = locked_records(lock, env, ws)
         for index, platform in enumerate(platforms):
             if platform.name not in records:
                 raise SystemExit(

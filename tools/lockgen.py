@@ -16,11 +16,16 @@ CUDA 11) so the report shows, record by record, why they are left out.
     python tools/lockgen.py                       # write pixi.lock
     python tools/lockgen.py --check               # re-solve, compare with pixi.lock
     python tools/lockgen.py --report locks/solve-report.json
+
+The report also records the sha256 of the lock this tool wrote and of the snapshot's record
+files: the test suite re-solves pixi.lock only when both still match (a lock `pixi update`
+wrote, or one solved from another snapshot, is checked by `envcheck lock` alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -333,10 +338,31 @@ def solve_all(ws: mf.Workspace, snap: Snapshot) -> list[Outcome]:
     ]
 
 
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def snapshot_sha256(channel_dir: Path) -> str:
+    """One hash over the snapshot's record files: which records the lock was solved from."""
+    digest = hashlib.sha256()
+    for path in sorted([*channel_dir.glob("*/repodata.json"), *channel_dir.glob("broken.json")]):
+        digest.update(path.relative_to(channel_dir).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def write_report(
-    path: Path, ws: mf.Workspace, outcomes: list[Outcome], probes: list[dict[str, object]]
+    path: Path,
+    ws: mf.Workspace,
+    outcomes: list[Outcome],
+    probes: list[dict[str, object]],
+    origin: dict[str, str | None] | None = None,
 ) -> None:
     report: dict[str, object] = {
+        # The lock this tool wrote (sha256 of pixi.lock) and the records it was solved from:
+        # a pixi.lock with another hash was written by someone else (pixi), so a re-solve
+        # from the snapshot is not expected to reproduce it.
+        **(origin or {}),
         "manifest": ws.path.name,
         "channels": ws.channel_urls(),
         "environments": {},
@@ -427,20 +453,25 @@ def main(argv: list[str] | None = None) -> int:
         print_outcome(o)
     for p in probes:
         print_probe(p)
+    failed = [o for o in outcomes if o.error]
+    new_text = None
+    if not failed:
+        with tempfile.TemporaryDirectory() as tmp:
+            new_text = lock_text(build_lock(ws, outcomes), Path(tmp) / "pixi.lock")
     if args.report:
-        write_report(args.report, ws, outcomes, probes)
+        origin = {
+            "lock_sha256": sha256_text(new_text) if new_text is not None else None,
+            "snapshot_sha256": snapshot_sha256(args.channel_dir),
+        }
+        write_report(args.report, ws, outcomes, probes, origin)
         print(f"Report written to {args.report}")
 
-    failed = [o for o in outcomes if o.error]
-    if failed:
+    if new_text is None:
         print(
             f"lockgen: {len(failed)} combination(s) cannot be solved; {output} not written.",
             file=sys.stderr,
         )
         return 1
-    lock = build_lock(ws, outcomes)
-    with tempfile.TemporaryDirectory() as tmp:
-        new_text = lock_text(lock, Path(tmp) / "pixi.lock")
     elapsed = time.monotonic() - started
     if args.check:
         old_text = output.read_text(encoding="utf-8") if output.is_file() else ""

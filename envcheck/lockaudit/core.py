@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EnvcheckError
+from .aliases import align_lock
 from .findings import Finding
 from .lockfile import Lock, load_lock
 from .manifest import Manifest, load_manifest
@@ -57,7 +58,8 @@ def audit(
     start = time.perf_counter()
     manifest = load_manifest(manifest_path)
     names = select_envs(manifest, envs)
-    lock = load_lock(lock_path or default_lock_for(manifest_path))
+    # pixi 0.71-0.77 name rich platforms p1, p2, ...: read them under the manifest's names.
+    lock = align_lock(load_lock(lock_path or default_lock_for(manifest_path)), manifest)
     findings = check_lock(manifest, lock, names)
     counts = {}
     for name in names:
