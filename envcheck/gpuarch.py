@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Integrated (Jetson) GPUs: their code is not portable to discrete GPUs and vice versa.
-INTEGRATED = {53, 62, 72, 87}
+# Integrated (Jetson) GPUs, and Thor as 10.1: they run only code built for them.
+SELF_ONLY = {53, 62, 72, 87, 101}
 # Code compiled for these runs on the listed devices only (torch's DEVICE_REQUIREMENT).
 EXACT_SETS = {101: {101, 110}}
 
@@ -110,7 +110,7 @@ def from_torch_arch_list(value: str) -> list[str]:
 def _binary_runs(code: int, device: int) -> bool:
     if code in EXACT_SETS:
         return device in EXACT_SETS[code]
-    if code in INTEGRATED or device in INTEGRATED:
+    if code in SELF_ONLY or device in SELF_ONLY:
         return code == device
     return code // 10 == device // 10 and device % 10 >= code % 10
 
