@@ -125,7 +125,7 @@ def test_driver_535_with_v100s_gets_cuda12_and_cuda13_names_sm70():
     (cuda13,) = rows(answer, major=13)
     text = " ".join(cuda13["reasons"])
     assert cuda13["status"] == "no" and "580.65.06" in text
-    assert "GPU 0 Tesla V100-SXM2-32GB, sm_70 is not in the PyTorch" in text
+    assert "GPU 0 Tesla V100-SXM2-32GB (sm_70) is not in the PyTorch" in text
 
 
 def test_driver_550_with_an_rtx4090_gets_cuda12():
@@ -164,7 +164,7 @@ def test_mixed_gpus_get_the_newest_line_every_gpu_runs():
     answer, best = answer_for(machine(driver="580.95.05", gpus=[H100, V100]))
     assert cuda_major(best) == 12
     (cuda13,) = rows(answer, major=13)
-    assert "GPU 1 Tesla V100-SXM2-32GB, sm_70" in " ".join(cuda13["reasons"])
+    assert "GPU 1 Tesla V100-SXM2-32GB (sm_70)" in " ".join(cuda13["reasons"])
 
 
 def test_mig_partitioned_a100_fits_with_a_warning():

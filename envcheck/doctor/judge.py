@@ -24,7 +24,7 @@ def _gpus(nvml: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _gpu_label(g: dict[str, Any]) -> str:
     cc = g.get("compute_capability")
-    arch = f", {sm_name(cc)}" if cc else ""
+    arch = f" ({sm_name(cc)})" if cc else ""
     return f"GPU {g.get('index')} {g.get('name')}{arch}"
 
 
