@@ -314,3 +314,24 @@ def test_replayed_facts_give_the_recommendation_and_json(tmp_path, capsys):
     assert cuda_major(best[0]) == 13
     # the --json answer replays as --facts
     assert main(["doctor", "--facts", str(out)]) == 0
+
+
+def test_a_hung_nvml_is_named_as_such():
+    facts = machine()
+    facts["nvml"] = {"available": False, "reason": "probe_failed", "error": "timed out after 30 s"}
+    answer, best = answer_for(facts)
+    assert best["cuda"] is None
+    for v in rows(answer):
+        if v["cuda"]:
+            assert v["reasons"][0].startswith("NVML did not answer (timed out after 30 s)")
+
+
+def test_nvml_probe_reads_this_machine_without_nvidia_ml_py():
+    """Real NVML through the probe (ctypes when nvidia-ml-py is absent): GPUs or no driver."""
+    from envcheck.doctor.facts import nvml_probe
+
+    found = nvml_probe({})
+    if found["available"]:
+        assert found["driver_version"] and all(g["compute_capability"] for g in found["gpus"])
+    else:
+        assert found["reason"] == "no_driver" and found["error"]

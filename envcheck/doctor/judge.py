@@ -137,7 +137,12 @@ def judge_row(row: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
     detail: list[dict[str, Any]] = []
     cuda = is_cuda_row(row)
     if not reasons and cuda:
-        if not gpus:
+        if not gpus and nvml.get("reason") == "probe_failed":
+            reasons.append(
+                f"NVML did not answer ({nvml.get('error')}): the driver and GPUs cannot be "
+                "read, so a CUDA env cannot be verified here"
+            )
+        elif not gpus:
             why = nvml.get("error") or "the driver reports no GPU"
             reasons.append(f"no NVIDIA GPU ({why}): a CUDA env cannot be verified here")
         else:
