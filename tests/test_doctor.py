@@ -335,3 +335,14 @@ def test_nvml_probe_reads_this_machine_without_nvidia_ml_py():
         assert found["driver_version"] and all(g["compute_capability"] for g in found["gpus"])
     else:
         assert found["reason"] == "no_driver" and found["error"]
+
+
+def test_verify_cuda_fixes_point_to_doctor():
+    from envcheck import diagnose
+
+    no_driver = diagnose.no_driver({"available": False, "reason": "no_driver", "error": "x"})
+    too_old = diagnose.driver_too_old(
+        {"driver_version": "535.247.01", "cuda_driver_version": "12.2"}, "13.0"
+    )
+    for dx in (no_driver, too_old):
+        assert dx and "run `envcheck doctor` to see which env fits" in dx.fix
