@@ -346,3 +346,15 @@ def test_verify_cuda_fixes_point_to_doctor():
     )
     for dx in (no_driver, too_old):
         assert dx and "run `envcheck doctor` to see which env fits" in dx.fix
+
+
+def test_asking_for_one_framework_prefers_the_env_with_the_fewest_others():
+    answer, best = answer_for(machine(driver="575.64.05", gpus=[H100]), wanted=("torch",))
+    same_line = [
+        v
+        for v in rows(answer)
+        if v["status"] != "no" and v["cuda"] == best["cuda"] and "torch" in v["frameworks"]
+    ]
+    assert len(best["frameworks"]) == min(len(v["frameworks"]) for v in same_line)
+    _, unasked = answer_for(machine(driver="575.64.05", gpus=[H100]))
+    assert len(unasked["frameworks"]) == max(len(v["frameworks"]) for v in same_line)

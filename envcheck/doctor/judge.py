@@ -182,12 +182,15 @@ def judge_row(row: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rank(v: dict[str, Any], wanted: tuple[str, ...]) -> tuple:
-    # newest CUDA line first (a CPU env ranks below every CUDA env), then more of the wanted
-    # frameworks, then more frameworks, then a clean fit; `default` duplicates a named env.
+    # Newest CUDA line first (a CPU env ranks below every CUDA env). Then: asked for frameworks,
+    # the env with the fewest others (it carries their newest builds); else the most frameworks.
+    # Then the newest build of the first framework, a clean fit; `default` repeats a named env.
+    others = len(set(v["frameworks"]) - set(wanted))
+    first = (wanted or ("torch",))[0]
     return (
         version_key(v["cuda"]) if v["cuda"] else (),
-        len(set(wanted) & set(v["frameworks"])),
-        len(v["frameworks"]),
+        -others if wanted else len(v["frameworks"]),
+        version_key(v["versions"].get(first)),
         v["status"] == FITS,
         v["env"] != "default",
     )
