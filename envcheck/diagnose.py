@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .gpuarch import runs_on, sm_name
+
 # Minimum NVIDIA driver per CUDA major (CUDA release notes, minor-version compatibility).
 MIN_DRIVER = {11: "450.80.02", 12: "525.60.13", 13: "580.65.06"}
 PIXI_ENV_FOR_MAJOR = {11: "cuda11", 12: "cuda12", 13: "cuda13"}
+DOCTOR_HINT = "run `envcheck doctor` to see which env fits this machine"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
         return Diagnosis(
             f"no NVIDIA driver answers on this machine (NVML: {nvml.get('error')})",
             "run on a machine with an NVIDIA GPU and driver (check `nvidia-smi`), or use the cpu "
-            "environment: pixi run -e cpu verify",
+            f"environment: pixi run -e cpu verify; {DOCTOR_HINT}",
         )
     if nvml.get("available") and not nvml.get("gpus"):
         return Diagnosis(
@@ -70,7 +73,7 @@ def driver_too_old(
         f"the NVIDIA driver {nvml.get('driver_version', '?')} supports CUDA {have or '?'}, "
         f"but the framework was built with CUDA {build_cuda}",
         f"upgrade the driver to >= {MIN_DRIVER.get(need, '?')} (CUDA {need}), or use an "
-        f"environment built for the driver's CUDA ({_env_for(have)})",
+        f"environment built for the driver's CUDA ({_env_for(have)}); {DOCTOR_HINT}",
     )
 
 
@@ -143,23 +146,16 @@ def arch_missing(devices: list[dict[str, Any]], arch_list: list[str]) -> Diagnos
     missing = []
     for dev in devices:
         cc = dev.get("compute_capability")
-        if not cc:
-            continue
-        sm = "sm_" + cc.replace(".", "")
-        ptx_ok = any(
-            a.startswith("compute_") and int(a[8:].rstrip("a")) <= int(sm[3:])
-            for a in arch_list
-            if a[8:].rstrip("a").isdigit()
-        )
-        sm_ok = sm in arch_list or f"{sm}a" in arch_list
-        if not sm_ok and not ptx_ok:
-            missing.append(f"GPU {dev.get('index')} {dev.get('name')} ({sm})")
+        # CUDA's rules (gpuarch): same-major cubins, family targets, `a` exact, PTX forward.
+        if cc and runs_on(arch_list, cc) is None:
+            missing.append(f"GPU {dev.get('index')} {dev.get('name')} ({sm_name(cc)})")
     if not missing:
         return None
     return Diagnosis(
         f"{', '.join(missing)} is not in the build's architecture list ({' '.join(arch_list)})",
         "use a build that supports this GPU: older GPUs need an older CUDA line (CUDA 13 "
-        "supports sm_75 and newer only; try -e cuda12), newer GPUs a newer build",
+        "supports sm_75 and newer only; try -e cuda12), newer GPUs a newer build; "
+        f"{DOCTOR_HINT}",
     )
 
 

@@ -117,6 +117,10 @@ def test_scan_matches_rattler(rattler: Any) -> None:
             }
             assert got == want, (name, plat.name)
             assert scanned.platforms[plat.name] == str(plat.subdir)
+            virtual = [str(v) for v in plat.virtual_packages]
+            assert scanned.virtual_packages.get(plat.name, []) == virtual, plat.name
+            for r in env.conda_repodata_records_for_platform(plat):
+                assert scanned.depends.get(r.url, []) == list(r.depends), r.url
 
 
 @needs_lock

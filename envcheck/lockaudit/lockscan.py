@@ -27,6 +27,8 @@ class ScannedLock:
     platforms: dict[str, str] = field(default_factory=dict)  # platform name -> subdir
     envs: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # env -> plat -> URLs
     sha256: dict[str, str] = field(default_factory=dict)  # conda URL -> sha256
+    virtual_packages: dict[str, list[str]] = field(default_factory=dict)  # platform -> __x=1
+    depends: dict[str, list[str]] = field(default_factory=dict)  # conda URL -> depends specs
 
     def records(self, env: str, platform: str) -> dict[str, ScannedRecord]:
         """name -> record for one env x platform (conda packages only)."""
@@ -60,6 +62,7 @@ def scan_lock(path: str | Path) -> ScannedLock:
     section = ""
     env = plat = url = None
     platform_name = None
+    key = ""  # the current key of a package entry (depends:, constrains:, ...)
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -72,6 +75,8 @@ def scan_lock(path: str | Path) -> ScannedLock:
                 out.platforms[platform_name] = platform_name
             elif line.startswith("  subdir:") and platform_name:
                 out.platforms[platform_name] = _value(line)
+            elif line.startswith("  - ") and platform_name:
+                out.virtual_packages.setdefault(platform_name, []).append(line[4:].strip())
         elif section == "environments":
             indent = len(line) - len(line.lstrip(" "))
             stripped = line.strip()
@@ -89,8 +94,14 @@ def scan_lock(path: str | Path) -> ScannedLock:
         elif section == "packages":
             if line.startswith("- "):
                 url = _value(line) if line.startswith("- conda:") else None
+                key = ""
             elif url and line.startswith("  sha256:"):
                 out.sha256[url] = _value(line)
+            elif url and line.startswith("  - "):
+                if key == "depends":
+                    out.depends.setdefault(url, []).append(line[4:].strip().strip("'\""))
+            elif url and line.startswith("  ") and not line.startswith("   "):
+                key = line.strip().split(":", 1)[0]
     if not out.envs:
         raise ValueError("no environments found")
     return out

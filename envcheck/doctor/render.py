@@ -1,0 +1,126 @@
+"""Print doctor's answer: a rich table where rich is installed, plain text otherwise."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..gpuarch import sm_name
+
+MARK = {"fits": "FITS", "warn": "WARN", "no": "NO"}
+STYLE = {"fits": "green", "warn": "yellow", "no": "red"}
+
+
+def machine_lines(facts: dict[str, Any]) -> list[str]:
+    plat, nvml = facts["platform"], facts.get("nvml") or {}
+    os_part = f"{plat['subdir']} ({plat['machine']})"
+    if plat.get("glibc"):
+        os_part += f", glibc {plat['glibc']}"
+    if plat.get("osx"):
+        os_part += f", macOS {plat['osx']}"
+    lines = [f"machine: {os_part}"]
+    if not nvml.get("available"):
+        lines.append(f"NVIDIA: none ({nvml.get('error') or nvml.get('reason') or 'no driver'})")
+        return lines
+    lines.append(
+        f"NVIDIA driver {nvml.get('driver_version')} (supports CUDA "
+        f"{nvml.get('cuda_driver_version')}), {len(nvml.get('gpus') or [])} GPU(s)"
+    )
+    for g in nvml.get("gpus") or []:
+        cc = g.get("compute_capability")
+        arch = f"{sm_name(cc)}, cc {cc}" if cc else "compute capability unknown"
+        mig = ", MIG mode" if g.get("mig_mode") else ""
+        lines.append(f"  GPU {g.get('index')}: {g.get('name')} ({arch}{mig})")
+    return lines
+
+
+def _frameworks(v: dict[str, Any]) -> str:
+    return ", ".join(f"{fw} {ver}" for fw, ver in v["versions"].items()) or "-"
+
+
+def _why(v: dict[str, Any]) -> str:
+    return "; ".join(v["reasons"] + v["warnings"] + v["notes"]) or "-"
+
+
+def _split(answer: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows for this machine's platform, and one line naming the lock's other platforms."""
+    subdir = answer["facts"]["platform"]["subdir"]
+    here = [v for v in answer["verdicts"] if v["subdir"] == subdir]
+    others = [f"{v['env']}/{v['platform']}" for v in answer["verdicts"] if v["subdir"] != subdir]
+    if not others:
+        return here, []
+    if not here:
+        return here, [
+            f"No environment of the lock has a build for {subdir} (it has: {', '.join(others)})."
+        ]
+    return here, [f"Built for other platforms, not {subdir}: {', '.join(others)}."]
+
+
+def _footer(answer: dict[str, Any]) -> list[str]:
+    if not answer["recommended"]:
+        return [f"Nothing fits: {answer['why']}."]
+    return [
+        f"Recommended: {answer['recommended']} ({answer['recommended_platform']}): "
+        f"{answer['why']}.",
+        "Install and verify it:",
+        *(f"    {c}" for c in answer["commands"]),
+    ]
+
+
+def render_plain(answer: dict[str, Any], write: Callable[[str], Any] = print) -> None:
+    for line in machine_lines(answer["facts"]):
+        write(line)
+    write(f"workspace: {answer['lock']}")
+    write("")
+    here, others = _split(answer)
+    rows = [("env", "platform", "CUDA", "frameworks", "verdict")]
+    rows += [
+        (v["env"], v["platform"], v["cuda"] or "-", _frameworks(v), MARK[v["status"]]) for v in here
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows if here else []):
+        write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        if i and _why(here[i - 1]) != "-":
+            write(f"    {_why(here[i - 1])}")
+    for line in others:
+        write(line)
+    write("")
+    for line in _footer(answer):
+        write(line)
+
+
+def render_rich(answer: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    for line in machine_lines(answer["facts"]):
+        console.print(line, highlight=False)
+    console.print(f"workspace: {answer['lock']}", highlight=False)
+    table = Table(show_lines=False)
+    for col in ("env", "platform", "CUDA", "verdict"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("frameworks", overflow="fold", max_width=24)
+    table.add_column("why", overflow="fold", ratio=1)
+    here, others = _split(answer)
+    for v in here:
+        table.add_row(
+            escape(v["env"]),
+            escape(v["platform"]),
+            v["cuda"] or "-",
+            f"[{STYLE[v['status']]}]{MARK[v['status']]}[/]",
+            escape(_frameworks(v)),
+            escape(_why(v)),
+        )
+    if here:
+        console.print(table)
+    for line in [*others, *_footer(answer)]:
+        # soft_wrap: the commands stay on one line each, ready to copy
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def render(answer: dict[str, Any]) -> None:
+    try:
+        from rich.console import Console
+    except ImportError:
+        render_plain(answer)
+        return
+    render_rich(answer, Console())
