@@ -1,4 +1,4 @@
-"""Command line: envcheck verify | info | fetch-mnist | lock.
+"""Command line: envcheck verify | info | fetch-mnist | lock | report.
 
 Exit codes: 0 passed (warnings allowed), 1 a check failed or input is bad, 2 usage error.
 """
@@ -24,6 +24,10 @@ PLUGGED = {
     "lock": (
         "envcheck.lockaudit.cmd",
         "audit pixi.lock against pixi.toml offline (satisfiability, policy, sizes, drift)",
+    ),
+    "report": (
+        "envcheck.report.fleet",
+        "merge many machines' verify --json reports into one table (+ JUnit, step summary)",
     ),
 }
 
