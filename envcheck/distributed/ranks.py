@@ -126,7 +126,9 @@ class Rank:
         self.env, self.opts, self.sizes = env, opts, sizes
         self.host = socket.gethostname()
         self.board: Board | None = None
-        self.step, self.doing = -1, "connecting to the store"
+        # progress: 2 per step, +1 once inside its collective (a rank that hangs before
+        # entering an all-reduce is behind one that waits inside it)
+        self.progress, self.doing, self.done = -2, "connecting to the store", "nothing"
         self.lock = threading.Lock()
         self.finished = False
         self.ok = True
@@ -134,10 +136,18 @@ class Rank:
 
     def mark(self, what_next: str) -> None:
         """The step just finished; ``what_next`` names the one this rank now works on."""
-        self.step += 1
+        self.progress = self.progress // 2 * 2 + 2
+        self.done, self.doing = self.doing, what_next
+        self.publish()
+
+    def enter(self) -> None:
+        """This rank is now inside the collective of its current step."""
+        self.progress |= 1
+        self.publish()
+
+    def publish(self) -> None:
         if self.board:
-            self.board.put("step", {"step": self.step, "done": self.doing})
-        self.doing = what_next
+            self.board.put("step", {"progress": self.progress, "done": self.done})
 
     def describe(self, rank: int) -> str:
         who = self.board.peek("who", rank) if self.board else None
@@ -151,7 +161,7 @@ class Rank:
         for r in range(1, self.env.world_size):
             last = self.board.peek("step", r) if self.board else None
             error = self.board.peek("error", r) if self.board else None
-            if error or last is None or last["step"] < self.step:
+            if error or last is None or last["progress"] < self.progress:
                 done = f"after {last['done']!r}" if last else "before reaching the store"
                 what = f"raised {error}" if error else f"stopped {done}"
                 out.append({"rank": r, "message": f"{self.describe(r)} {what}"})
@@ -308,6 +318,7 @@ def measure(torch: Any, dist: Any, rank: Rank, device: Any, nbytes: int) -> dict
     # integer values: every sum is exact in float32, so the check can be equality
     base = (torch.arange(n, device=device) % 7 + 1).to(torch.float32)
     t = base * (rank.env.rank + 1)
+    rank.enter()
     dist.all_reduce(t)
     sync()
     wrong = int((t != base * (world * (world + 1) // 2)).sum().item())
