@@ -75,6 +75,7 @@ def torch_allreduce(ctx: Context) -> CheckResult:
         f"{d['world_size']} rank(s), {d['backend']}{nccl}: all-reduce exact at "
         f"{len(d['sizes'])} sizes; {human_size(big['bytes'])} algbw {big['algbw_gbps']:.2f} "
         f"GB/s, busbw {big['busbw_gbps']:.2f} GB/s"
+        + (" (one rank: no link crossed)" if d["world_size"] == 1 else "")
     )
     mismatch = nccl_mismatch(d)
     if mismatch:

@@ -359,13 +359,15 @@ def run(rank: Rank) -> int:
     device = torch.device("cpu")
     if backend == "nccl":
         count = torch.cuda.device_count()
-        if env.local_rank >= count:
+        # srun --gpus-per-task=1 shows each task its own GPU only, as device 0
+        index = 0 if env.launcher == "srun" and count == 1 else env.local_rank
+        if index >= count:
             raise EnvcheckError(
                 f"local rank {env.local_rank} has no GPU ({count} visible); start one process "
                 f"per GPU: --nproc-per-node {count}",
                 exit_code=2,
             )
-        device = torch.device("cuda", env.local_rank)
+        device = torch.device("cuda", index)
         torch.cuda.set_device(device)
     who = {"host": rank.host, "local_rank": env.local_rank, "node_rank": env.node_rank}
     try:
