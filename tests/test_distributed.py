@@ -18,9 +18,10 @@ import jsonschema
 import pytest
 from conftest import REPO, clean_env, run_envcheck
 
+from envcheck.checks.distributed import nccl_mismatch
 from envcheck.distributed import FAULT_ENV
 from envcheck.distributed.bandwidth import algbw_gbps, bus_factor, busbw_gbps, parse_sizes
-from envcheck.distributed.launch import run_local
+from envcheck.distributed.launch import locked_nccl, run_local
 from envcheck.distributed.ranks import rank_env
 from envcheck.errors import EnvcheckError
 from envcheck.report.json_report import SCHEMA_PATH
@@ -50,6 +51,30 @@ def test_bandwidth_follows_nccl_tests_definitions():
     for bad in ("3", "1X", "", "-4K"):
         with pytest.raises(ValueError):
             parse_sizes(bad)
+
+
+def test_locked_nccl_is_what_py_rattler_reads_from_the_lock():
+    rattler = pytest.importorskip("rattler")
+    lock = rattler.LockFile.from_path(REPO / "pixi.lock")
+    for name, env in lock.environments():
+        want = sorted(
+            {
+                str(r.version)
+                for plat in env.platforms()
+                if str(plat.subdir) == "linux-64"
+                for r in env.conda_repodata_records_for_platform(plat)
+                if r.name.normalized == "nccl"
+            }
+        )
+        got = locked_nccl({"PIXI_PROJECT_ROOT": str(REPO), "PIXI_ENVIRONMENT_NAME": name})
+        if sys.platform == "linux" and os.uname().machine == "x86_64":
+            assert got["versions"] == want, name
+    cuda = locked_nccl({"PIXI_PROJECT_ROOT": str(REPO), "PIXI_ENVIRONMENT_NAME": "cuda12"})
+    loaded = ".".join(cuda["versions"][0].split(".")[:3])  # as torch.cuda.nccl.version() says
+    assert nccl_mismatch({"nccl_version": loaded, "lock_nccl": cuda}) is None
+    other = nccl_mismatch({"nccl_version": "2.19.3", "lock_nccl": cuda})
+    assert other == f"torch loads NCCL 2.19.3 but the lock holds nccl {cuda['versions'][0]}"
+    assert nccl_mismatch({"nccl_version": None, "lock_nccl": cuda}) is None  # CPU build
 
 
 def test_rank_env_reads_torchrun_then_slurm_variables():

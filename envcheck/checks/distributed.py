@@ -42,7 +42,8 @@ def nccl_mismatch(d: dict[str, Any]) -> str | None:
     """Why the NCCL torch loads is not the lock's, or None (also when nothing to compare)."""
     loaded = d.get("nccl_version")
     locked = (d.get("lock_nccl") or {}).get("versions") or []
-    if not loaded or not locked or any(v.startswith(loaded) for v in locked):
+    # torch says x.y.z; conda-forge's nccl versions add a build digit (2.27.3.1)
+    if not loaded or not locked or any(v.split(".")[:3] == loaded.split(".") for v in locked):
         return None
     return f"torch loads NCCL {loaded} but the lock holds nccl {', '.join(locked)}"
 

@@ -198,7 +198,7 @@ def locked_nccl(environ: dict[str, str] | None = None) -> dict[str, Any]:
     lock = Path(env.get("PIXI_PROJECT_ROOT") or os.getcwd(), "pixi.lock")
     if not lock.is_file():
         return {"skipped": f"no pixi.lock at {lock}"}
-    name = current_env_name(prefix)
+    name = env.get("PIXI_ENVIRONMENT_NAME") or current_env_name(prefix)
     try:
         scanned = scan_lock(lock)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
