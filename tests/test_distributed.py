@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,12 +31,13 @@ pytest.importorskip("torch")
 SMALL = [4096, 256 * 1024]
 
 
-def _ranks_alive(marker: str) -> list[int]:
-    """Processes whose command line holds ``marker`` (a launcher's temp dir)."""
+def _marked(marker: str) -> list[int]:
+    """Processes whose environment holds ENVCHECK_TEST_MARK=marker (inherited by every rank)."""
+    needle = f"ENVCHECK_TEST_MARK={marker}".encode()
     out = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and marker in (proc / "cmdline").read_text(errors="replace"):
+            if proc.name.isdigit() and needle in (proc / "environ").read_bytes():
                 out.append(int(proc.name))
         except OSError:
             continue
@@ -166,12 +168,36 @@ def test_a_hanging_rank_is_a_fail_naming_it_before_the_launcher_limit():
     assert "all-reduce of 4 KiB" in f["cause"] and "GLOO_SOCKET_IFNAME" in f["fix"]
 
 
-def test_launcher_timeout_ends_torchrun_and_every_rank(tmp_path):
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_launcher_timeout_ends_torchrun_and_every_rank():
     # a 6 s limit: torchrun is stopped while its ranks still import torch or hang
-    r = run_local(2, "gloo", [4096], iters=1, timeout=6, extra_env={FAULT_ENV: "hang:1"})
+    mark = {FAULT_ENV: "hang:1", "ENVCHECK_TEST_MARK": "timeout"}
+    r = run_local(2, "gloo", [4096], iters=1, timeout=6, extra_env=mark)
     assert not r["ok"] and r["failure"]["message"] == "no result within 6 s"
     time.sleep(2)  # a rank whose torchrun is gone ends itself within 0.2 s
-    assert _ranks_alive("envcheck-dist-") == []
+    assert _marked("timeout") == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_ctrl_c_during_the_verify_probe_ends_torchrun_and_every_rank():
+    code = (
+        "from envcheck.runner import run_probe; "
+        "run_probe('envcheck.distributed.launch:probe', {'gpus': 0, 'timeout': 120})"
+    )
+    env = clean_env(PYTHONPATH=str(REPO), ENVCHECK_TEST_MARK="ctrlc", **{FAULT_ENV: "hang:1"})
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while len(_marked("ctrlc")) < 5 and time.monotonic() < deadline:  # ranks are up
+            time.sleep(0.5)
+        assert len(_marked("ctrlc")) >= 5  # parent, worker, torchrun, 2 ranks
+        parent.send_signal(signal.SIGINT)
+        assert parent.wait(30) != 0
+        time.sleep(2)
+        assert _marked("ctrlc") == []
+    finally:
+        for pid in _marked("ctrlc"):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -335,14 +335,15 @@ def measure(torch: Any, dist: Any, rank: Rank, device: Any, nbytes: int) -> dict
 
 
 def run(rank: Rank) -> int:
-    import torch
-    import torch.distributed as dist
-
     env, opts = rank.env, rank.opts
     fault = parse_fault(os.environ.get(FAULT_ENV))
     timeout = timedelta(seconds=opts.timeout)
     deadline = time.monotonic() + opts.timeout
+    # before importing torch (seconds): a rank must not outlive a launcher killed meanwhile
     threading.Thread(target=watch, args=(rank, deadline), daemon=True).start()
+    import torch
+    import torch.distributed as dist
+
     os.environ.update(
         RANK=str(env.rank),
         WORLD_SIZE=str(env.world_size),
