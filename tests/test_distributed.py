@@ -215,6 +215,9 @@ def fleet(tmp_path_factory):
     with (d / "huge.json").open("wb") as f:
         f.truncate(17 * 2**20)  # sparse: the bound refuses it before reading
     (d / "adir.json").mkdir()
+    tampered = json.loads((d / "node1.json").read_text())
+    tampered["categories"][0]["checks"][0]["status"] = "fine"
+    (d / "tampered.json").write_text(json.dumps(tampered))
     return d
 
 
@@ -234,7 +237,8 @@ def test_verify_runs_the_distributed_check_with_two_gloo_ranks(fleet):
 
 def test_report_merges_machines_and_refuses_non_reports(fleet, tmp_path):
     summary = tmp_path / "summary.md"
-    files = ["node1.json", "node2.json", "garbage.json", "other.json", "huge.json", "adir.json"]
+    files = ["node1.json", "node2.json", "garbage.json", "other.json", "huge.json", "adir.json",
+             "tampered.json"]  # fmt: skip
     proc = run_envcheck(
         "report",
         *(str(fleet / f) for f in files),
@@ -245,10 +249,10 @@ def test_report_merges_machines_and_refuses_non_reports(fleet, tmp_path):
     )
     assert proc.returncode == 1
     refused = proc.stderr.strip().splitlines()
-    assert len(refused) == 5 and all(ln.startswith("envcheck: refused ") for ln in refused)
+    assert len(refused) == 6 and all(ln.startswith("envcheck: refused ") for ln in refused)
     for name, why in (("garbage", "not JSON"), ("other", "not an envcheck verify report"),
                       ("huge", "MiB a report may be"), ("adir", "directory"),
-                      ("missing", "No such file")):  # fmt: skip
+                      ("missing", "No such file"), ("tampered", "not a valid Status")):  # fmt: skip
         assert any(f"{name}.json" in ln and why in ln for ln in refused), (name, refused)
     assert "Traceback" not in proc.stderr + proc.stdout
     out = proc.stdout

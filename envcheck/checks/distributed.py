@@ -67,7 +67,11 @@ def torch_allreduce(ctx: Context) -> CheckResult:
         ],
     }
     if not d.get("ok"):
-        f = d["failure"]
+        f = d.get("failure") or {
+            "message": "no complete result",
+            "cause": "rank 0 reported fewer sizes than were asked for",
+            "fix": "rerun `torchrun --standalone --nproc-per-node 2 -m envcheck.distributed`",
+        }
         return failed(CAT, "torch", f["message"], f["cause"], f["fix"], devices=devices,
                       figures=figures)  # fmt: skip
     big = d["sizes"][-1]

@@ -76,7 +76,7 @@ def report_from_dict(d: Any) -> Report:
         )
     except KeyError as exc:
         raise ValueError(f"not an envcheck verify report: no {exc} field") from None
-    except (TypeError, AttributeError) as exc:
+    except (TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"not an envcheck verify report: {exc}") from None
 
 
@@ -91,7 +91,7 @@ def load_report(path: Path) -> Report:
         raw = f.read(MAX_REPORT_BYTES + 1)
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"not JSON ({exc})") from None
     return report_from_dict(data)
 
