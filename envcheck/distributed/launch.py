@@ -106,8 +106,9 @@ def run_local(
     """The combined result of one torchrun on this machine; failures are data, never raised."""
     env = dict(os.environ, **(extra_env or {}))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
-    # the ranks give up (and name who is behind) well before the launcher's own limit
-    rank_timeout = max(timeout * 0.6, 5.0)
+    # the ranks give up (and name who is behind) well before the launcher's own limit,
+    # which also covers starting torchrun and tearing the ranks down (~15 s on a busy machine)
+    rank_timeout = max(min(timeout * 0.6, timeout - 30), 5.0)
     start = time.monotonic()
     timed_out = False
     with tempfile.TemporaryDirectory(prefix="envcheck-dist-") as tmp:
