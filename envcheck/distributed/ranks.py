@@ -172,7 +172,9 @@ class Rank:
         if self.board is None:
             return {
                 "message": "the ranks could not meet",
-                "cause": f"no store at {self.env.master_addr}:{self.env.master_port} ({error})",
+                "cause": f"rank 0 did not reach the store at {self.env.master_addr}:"
+                f"{self.env.master_port} within {self.opts.timeout:.0f} s"
+                + (f" ({error})" if error else ""),
                 "fix": "check MASTER_ADDR/MASTER_PORT and that the port is reachable; " + fix,
                 "ranks": [0],
             }
@@ -183,7 +185,8 @@ class Rank:
             if error:
                 cause += f" ({error})"
             return {
-                "message": f"rank(s) {', '.join(str(x['rank']) for x in lag)} failed",
+                "message": f"rank(s) {', '.join(str(x['rank']) for x in lag)} stopped during "
+                f"{self.doing}",
                 "cause": f"{cause}; {LAGGARD_CAUSES}",
                 "fix": fix,
                 "ranks": [x["rank"] for x in lag],
