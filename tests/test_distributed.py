@@ -28,6 +28,8 @@ from envcheck.errors import EnvcheckError
 from envcheck.report.json_report import SCHEMA_PATH
 
 pytest.importorskip("torch")
+# torchrun's process handling (sessions, signals) and these fault hooks are POSIX
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="torchrun runs here on POSIX only")
 SMALL = [4096, 256 * 1024]
 
 
