@@ -1,4 +1,4 @@
-"""Command line: envcheck verify | info | fetch-mnist | lock | doctor.
+"""Command line: envcheck verify | info | fetch-mnist | lock | doctor | report.
 
 Exit codes: 0 passed (warnings allowed), 1 a check failed or input is bad, 2 usage error.
 """
@@ -28,6 +28,10 @@ PLUGGED = {
     "doctor": (
         "envcheck.doctor.cmd",
         "which environment of the lock fits this machine (run before installing one)",
+    ),
+    "report": (
+        "envcheck.report.fleet",
+        "merge many machines' verify --json reports into one table (+ JUnit, step summary)",
     ),
 }
 

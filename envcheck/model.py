@@ -10,7 +10,7 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-CATEGORIES = ("environment", "imports", "build", "devices", "kernels", "training")
+CATEGORIES = ("environment", "imports", "build", "devices", "kernels", "distributed", "training")
 
 
 class Status(str, enum.Enum):

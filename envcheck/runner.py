@@ -108,6 +108,10 @@ def run_probe(
                 seconds=time.monotonic() - start,
                 stderr_tail=_stderr_tail(stderr or ""),
             )
+        except BaseException:  # Ctrl-C: the probe and what it started end with the run
+            _kill_group(proc)
+            proc.wait()
+            raise
         seconds = time.monotonic() - start
         stderr = (stderr or "")[-8000:]
         tail = _stderr_tail(stderr)

@@ -23,6 +23,9 @@ def probe_args(ctx: Context, name: str) -> dict[str, Any]:
     gpu = ctx.gpu_expected
     if name.endswith(".kernels"):
         return {"device": ("cuda" if name.startswith("torch") else "gpu") if gpu else "cpu"}
+    if name == "torch.distributed":  # one rank per GPU (NCCL), else gloo on the CPU
+        gpus = ctx.data("torch.facts").get("device_count", 0) if gpu else 0
+        return {"gpus": gpus, "timeout": PROBES[name].timeout * ctx.options.timeout_scale * 0.8}
     if name.endswith(".train"):
         return {
             "device": ("cuda" if name.startswith("torch") else "gpu") if gpu else "cpu",

@@ -27,6 +27,7 @@ PROBES: dict[str, ProbeSpec] = {
     "torch.facts": ProbeSpec("envcheck.probes.torch_probe:facts", 120, "torch"),
     "torch.kernels": ProbeSpec("envcheck.probes.torch_probe:kernels", 180, "torch"),
     "torch.assert": ProbeSpec("envcheck.probes.torch_probe:device_assert", 120, "torch"),
+    "torch.distributed": ProbeSpec("envcheck.distributed.launch:probe", 300, "torch"),
     "torch.train": ProbeSpec("envcheck.training.torch_mnist:train", 600, "torch"),
     "tensorflow.facts": ProbeSpec("envcheck.probes.tf_probe:facts", 180, "tensorflow"),
     "tensorflow.kernels": ProbeSpec("envcheck.probes.tf_probe:kernels", 180, "tensorflow"),

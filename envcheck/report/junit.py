@@ -1,4 +1,8 @@
-"""JUnit XML for CI systems: a testsuite per category, a testcase per check."""
+"""JUnit XML for CI systems: a testsuite per category, a testcase per check.
+
+Several machines' reports (envcheck report) share one file: their suites are named
+"<machine>/<category>" and their classnames "envcheck.<machine>.<category>".
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,27 @@ from ..model import CATEGORIES, Report, Status
 
 
 def to_junit(report: Report) -> str:
+    return to_junit_many([(None, report)], f"envcheck {report.profile}")
+
+
+def to_junit_many(reports: list[tuple[str | None, Report]], name: str) -> str:
     suites = ET.Element(
         "testsuites",
-        name=f"envcheck {report.profile}",
-        tests=str(len(report.checks)),
-        failures=str(report.counts()["fail"]),
+        name=name,
+        tests=str(sum(len(r.checks) for _, r in reports)),
+        failures=str(sum(r.counts()["fail"] for _, r in reports)),
         errors="0",
-        time=f"{report.duration_s:.3f}",
+        time=f"{sum(r.duration_s for _, r in reports):.3f}",
     )
+    for machine, report in reports:
+        _add_suites(suites, report, machine)
+    ET.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )
+
+
+def _add_suites(suites: ET.Element, report: Report, machine: str | None) -> None:
     for cat in CATEGORIES:
         checks = [c for c in report.checks if c.category == cat]
         if not checks:
@@ -23,7 +40,7 @@ def to_junit(report: Report) -> str:
         suite = ET.SubElement(
             suites,
             "testsuite",
-            name=cat,
+            name=f"{machine}/{cat}" if machine else cat,
             tests=str(len(checks)),
             failures=str(sum(c.status is Status.FAIL for c in checks)),
             errors="0",
@@ -36,7 +53,7 @@ def to_junit(report: Report) -> str:
                 suite,
                 "testcase",
                 name=c.name,
-                classname=f"envcheck.{cat}",
+                classname=f"envcheck.{machine}.{cat}" if machine else f"envcheck.{cat}",
                 time=f"{c.duration_s:.3f}",
             )
             lines = [c.message] + [f"{d.device}: {d.status.value}: {d.message}" for d in c.devices]
@@ -49,7 +66,3 @@ def to_junit(report: Report) -> str:
                 if c.status is Status.WARN:
                     lines += [f"warning: {c.cause}", f"fix: {c.fix}"]
                 ET.SubElement(case, "system-out").text = "\n".join(lines)
-    ET.indent(suites)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
-    )

@@ -1,0 +1,5 @@
+import sys
+
+from .ranks import main
+
+sys.exit(main())

@@ -1,0 +1,242 @@
+"""`envcheck report FILES...`: many machines' `verify --json` reports as one table.
+
+Machines are rows (named by file name, e.g. reports/%N.json from srun), checks are columns
+(grouped by category in the terminal), each failing or warning cell points to its cause and
+fix under the table. Files that are not
+envcheck reports are refused with one line each; the rest are still reported. Exit 1 when a
+machine failed or a file was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import EnvcheckError
+from ..model import CATEGORIES, CheckResult, DeviceResult, Report, Status, worst
+from .summary import ICON, _cell
+from .terminal import LABEL, STYLE
+
+MAX_REPORT_BYTES = 16 * 2**20  # a verify report is a few tens of KiB
+
+
+@dataclass
+class Machine:
+    name: str
+    path: Path
+    report: Report
+
+
+def report_from_dict(d: Any) -> Report:
+    """A Report from verify's JSON (schema.json); ValueError naming what does not fit."""
+    if not isinstance(d, dict) or d.get("schema_version") != 1 or "categories" not in d:
+        raise ValueError("not an envcheck verify report (no schema_version 1 and categories)")
+    try:
+        checks = []
+        for cat in d["categories"]:
+            if cat["name"] not in CATEGORIES:
+                raise ValueError(f"unknown category {cat['name']!r}")
+            for c in cat["checks"]:
+                devices = [
+                    DeviceResult(
+                        str(x["device"]),
+                        Status(x["status"]),
+                        str(x["message"]),
+                        dict(x.get("figures") or {}),
+                    )  # fmt: skip
+                    for x in c.get("devices", [])
+                ]
+                checks.append(
+                    CheckResult(
+                        cat["name"],
+                        str(c["name"]),
+                        Status(c["status"]),
+                        str(c["message"]),
+                        c.get("cause"),
+                        c.get("fix"),
+                        float(c.get("duration_s") or 0),
+                        devices,
+                        dict(c.get("figures") or {}),
+                    )
+                )
+        return Report(
+            profile=str(d["profile"]),
+            frameworks=[str(f) for f in d["frameworks"]],
+            require_gpu=bool(d["require_gpu"]),
+            environment=dict(d["environment"]),
+            checks=checks,
+            envcheck_version=str(d["envcheck_version"]),
+            started_at=str(d["started_at"]),
+            duration_s=float(d["duration_s"]),
+        )
+    except KeyError as exc:
+        raise ValueError(f"not an envcheck verify report: no {exc} field") from None
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise ValueError(f"not an envcheck verify report: {exc}") from None
+
+
+def load_report(path: Path) -> Report:
+    """Read one report with a size bound; ValueError/OSError say why it is refused."""
+    size = path.stat().st_size
+    if path.is_dir():
+        raise ValueError("is a directory")
+    if size > MAX_REPORT_BYTES:
+        raise ValueError(f"{size} bytes, over the {MAX_REPORT_BYTES // 2**20} MiB a report may be")
+    with path.open("rb") as f:
+        raw = f.read(MAX_REPORT_BYTES + 1)
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    return report_from_dict(data)
+
+
+def load_all(paths: list[Path]) -> tuple[list[Machine], list[str]]:
+    machines, refused = [], []
+    stems = [p.stem for p in paths]
+    for path in paths:
+        try:
+            report = load_report(path)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            refused.append(
+                f"refused {path}: {reason}; pass files written by `envcheck verify --json`"
+            )
+            continue
+        name = path.stem if stems.count(path.stem) == 1 else str(path)
+        machines.append(Machine(name, path, report))
+    return machines, refused
+
+
+def check_ids(machines: list[Machine]) -> list[tuple[str, str]]:
+    """(category, check id) of every check any machine ran, in report order."""
+    seen: dict[str, str] = {}
+    for m in machines:
+        for c in m.report.checks:
+            seen.setdefault(c.check_id, c.category)
+    return sorted(((cat, cid) for cid, cat in seen.items()), key=lambda x: CATEGORIES.index(x[0]))
+
+
+def notes(machines: list[Machine]) -> list[tuple[Machine, CheckResult]]:
+    """The failing and warning cells, each with its cause and fix."""
+    return [
+        (m, c) for m in machines for c in m.report.checks if c.status in (Status.FAIL, Status.WARN)
+    ]
+
+
+def note_text(c: CheckResult) -> str:
+    extra = c.cause_beyond_message
+    return f"{c.message}" + (f": {extra}" if extra else "") + (f"; fix: {c.fix}" if c.fix else "")
+
+
+def render(machines: list[Machine], console: Any) -> None:
+    """Machines as rows, one column per category whose cell names its failing checks.
+
+    A column per check (the step summary's layout) is unreadable in a terminal: a category's
+    cell says PASS when all its checks passed, else names each failing or warning check.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    cats = [c for c in CATEGORIES if any(cat == c for cat, _ in check_ids(machines))]
+    found = notes(machines)
+    marks = {(m.name, c.check_id): i for i, (m, c) in enumerate(found, 1)}
+    table = Table(title=f"envcheck report: {len(machines)} machine(s)", header_style="bold")
+    table.add_column("machine", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for cat in cats:
+        table.add_column(cat, overflow="fold")
+    for m in machines:
+        row = [Text(m.name), Text(LABEL[m.report.status], style=STYLE[m.report.status])]
+        for cat in cats:
+            checks = [c for c in m.report.checks if c.category == cat]
+            bad = [c for c in checks if (m.name, c.check_id) in marks]
+            if not checks:
+                row.append(Text("-", style="dim"))
+            elif not bad:
+                status = worst([c.status for c in checks])
+                row.append(Text(LABEL[status], style=STYLE[status]))
+            else:
+                cell = Text()
+                for c in bad:
+                    label = f"{LABEL[c.status]} {c.name} [{marks[(m.name, c.check_id)]}]"
+                    cell.append(("\n" if cell else "") + label, style=STYLE[c.status])
+                row.append(cell)
+        table.add_row(*row)
+    console.print(table)
+    for i, (m, c) in enumerate(found, 1):
+        console.print(
+            Text(f"[{i}] {m.name} {c.check_id}: ", style=STYLE[c.status]) + Text(note_text(c))
+        )
+    failed = [m.name for m in machines if m.report.status is Status.FAIL]
+    if failed:
+        console.print(
+            Text(
+                f"FAILED: {len(failed)} of {len(machines)} machine(s): " + ", ".join(failed),
+                style="bold red",
+            )  # fmt: skip
+        )
+    else:
+        console.print(Text(f"PASSED: {len(machines)} machine(s)", style="bold green"))
+
+
+def to_markdown(machines: list[Machine], refused: list[str]) -> str:
+    """The GitHub step summary: the same table with icons, then the causes."""
+    ids = check_ids(machines)
+    failed = sum(m.report.status is Status.FAIL for m in machines)
+    verdict = f"{failed} of {len(machines)} machine(s) failed" if failed else "passed"
+    lines = [
+        f"### envcheck report: {verdict}",
+        "",
+        "| machine | " + " | ".join(f"`{cid}`" for _, cid in ids) + " |",
+        "|---|" + "---|" * len(ids),
+    ]
+    for m in machines:
+        results = {c.check_id: c for c in m.report.checks}
+        cells = [ICON[results[cid].status] if cid in results else "" for _, cid in ids]
+        lines.append(f"| {ICON[m.report.status]} `{_cell(m.name)}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [
+        f"- {ICON[c.status]} `{_cell(m.name)}` `{c.check_id}`: {_cell(note_text(c))}"
+        for m, c in notes(machines)
+    ]
+    lines += [f"- ❌ {_cell(line)}" for line in refused]
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="JSON reports written by `envcheck verify --json`")  # fmt: skip
+    p.add_argument("--junit", metavar="FILE", type=Path, help="also write one JUnit XML file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..fileio import write_atomic
+    from .junit import to_junit_many
+
+    if args.junit and args.junit.is_dir():
+        raise EnvcheckError(f"--junit {args.junit} is a directory; name a file", exit_code=2)
+    machines, refused = load_all(args.files)
+    for line in refused:
+        print(f"envcheck: {line}", file=sys.stderr)
+    if not machines:
+        raise EnvcheckError(
+            f"none of the {len(args.files)} file(s) is an envcheck report; pass files written "
+            "by `envcheck verify --json`"
+        )
+    render(machines, Console())
+    if args.junit:
+        pairs = [(m.name, m.report) for m in machines]
+        write_atomic(args.junit, to_junit_many(pairs, f"envcheck fleet ({len(machines)})"))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as f:
+            f.write(to_markdown(machines, refused))
+    return 1 if refused or any(m.report.status is Status.FAIL for m in machines) else 0
