@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, interrupts
 from .errors import EnvcheckError
 
 # Subcommands owned by other modules: each has add_arguments(parser) and run(args) -> int.
@@ -196,17 +196,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command == "verify":
-            return cmd_verify(args)
-        if args.command == "info":
-            return cmd_info(args)
-        if getattr(args, "unavailable", False):
-            raise EnvcheckError(
-                f"`envcheck {args.command}` is not available in this install", exit_code=2
-            )
-        return int(importlib.import_module(args.plugged).run(args))
+        with interrupts.handled():
+            if args.command == "verify":
+                return cmd_verify(args)
+            if args.command == "info":
+                return cmd_info(args)
+            if getattr(args, "unavailable", False):
+                raise EnvcheckError(
+                    f"`envcheck {args.command}` is not available in this install", exit_code=2
+                )
+            return int(importlib.import_module(args.plugged).run(args))
     except EnvcheckError as exc:
         print(f"envcheck: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except interrupts.Interrupted as exc:
+        # The processes and temp files of the run are gone by now (runner, fetch clean up).
+        print(f"envcheck: interrupted by {exc.name}; nothing it started is left", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("envcheck: interrupted", file=sys.stderr)

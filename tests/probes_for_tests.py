@@ -24,3 +24,12 @@ def raises(args):
 
 def fine(args):
     return {"answer": 42, "echo": args}
+
+
+def spawn_and_hang(args):
+    # A grandchild, as frameworks start (compilers, data loaders): it must die with the probe.
+    import subprocess
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    time.sleep(3600)
