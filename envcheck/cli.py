@@ -117,7 +117,8 @@ def _check_named_data_dir(data_dir: str | None) -> None:
 
     if data_dir or os.environ.get(ENV_DATA_DIR):
         try:
-            locate_mnist(data_dir, download=False)  # a named folder: presence only, no download
+            # presence only (the training probe checks the digests), never a download
+            locate_mnist(data_dir, download=False, verify=False)
         except EnvcheckError as exc:
             raise EnvcheckError(exc.message, exit_code=2) from None
 
