@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, run_envcheck
+from conftest import REPO, clean_env, run_envcheck
 
 from envcheck.errors import EnvcheckError
 from envcheck.fileio import check_output, write_atomic, write_output
@@ -188,3 +190,31 @@ def test_replay_of_a_huge_or_binary_file(tmp_path: Path):
     )
     proc = run_envcheck("verify", "--replay", "/dev/zero", timeout=60)
     one_error_line(proc, 2, "recorded facts /dev/zero is not a regular file")
+
+
+# ---------------------------------------------------------------- a probe's stderr
+
+FLOOD_DRIVER = """
+import resource, sys
+from envcheck.runner import run_probe
+out = run_probe("probes_for_tests:flood_stderr", {"megabytes": 600}, timeout=300,
+                extra_path=[sys.argv[1]])
+assert out.ok, out.describe_failure()
+assert out.stderr_tail.endswith("the last line") and len(out.stderr) <= 8000, len(out.stderr)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss is KiB on Linux")
+def test_probe_stderr_is_kept_as_a_bounded_tail():
+    proc = subprocess.run(
+        [sys.executable, "-c", FLOOD_DRIVER, str(Path(__file__).parent)],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    peak_mib = int(proc.stdout.split()[-1]) / 1024
+    assert peak_mib < 200, f"envcheck held {peak_mib:.0f} MiB for 600 MB of probe stderr"
