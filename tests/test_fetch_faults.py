@@ -82,14 +82,20 @@ def fetch_cli(dest: Path, url: str, **popen) -> subprocess.Popen:
     )
 
 
+def downloading(dest: Path, url: str) -> subprocess.Popen:
+    """A `fetch-mnist` that has begun writing its first .part file."""
+    proc = fetch_cli(dest, url)
+    deadline = time.monotonic() + 60
+    while not parts(dest) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert parts(dest), "the download never started"
+    return proc
+
+
 @posix_only
 def test_sigterm_during_download_leaves_no_part_file(tmp_path: Path):
     with mirror(delay=0.2, step=1000) as url:
-        proc = fetch_cli(tmp_path, url)
-        deadline = time.monotonic() + 60
-        while not parts(tmp_path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert parts(tmp_path), "the download never started"
+        proc = downloading(tmp_path, url)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
@@ -100,10 +106,7 @@ def test_sigterm_during_download_leaves_no_part_file(tmp_path: Path):
 @posix_only
 def test_stale_part_files_of_a_killed_fetch_are_removed(tmp_path: Path):
     with mirror(delay=0.2, step=1000) as url:
-        proc = fetch_cli(tmp_path, url)
-        deadline = time.monotonic() + 60
-        while not parts(tmp_path) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        proc = downloading(tmp_path, url)
         proc.kill()  # SIGKILL: no cleanup possible
         proc.communicate()
     left = parts(tmp_path)
