@@ -352,15 +352,18 @@ def remove_stale_parts(target: Path) -> None:
     """Delete .part files left by a fetch that was killed (its process is gone, or long idle)."""
     host = socket.gethostname().replace(".", "_") or "host"
     for part in target.glob(".*.part"):
+        if not any(part.name.startswith(f".{name}.") for name in FILES):
+            continue  # not ours
         try:
-            fields = part.name.split(".")
+            if time.time() - part.stat().st_mtime > STALE_PART_S:
+                part.unlink()
+                continue
             # .<name>.<host>.<pid>.<random>.part; <name> has dots of its own
-            mine, pid = fields[-4] == host, int(fields[-3])
-            old = time.time() - part.stat().st_mtime > STALE_PART_S
-            if old or (mine and not _alive(pid)):
+            fields = part.name.split(".")
+            if fields[-4] == host and not _alive(int(fields[-3])):
                 part.unlink()
         except (IndexError, ValueError, OSError):
-            continue  # not ours, or removed meanwhile
+            continue  # another naming, or removed meanwhile
 
 
 def _alive(pid: int) -> bool:
