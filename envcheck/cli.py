@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, interrupts
 from .errors import EnvcheckError
 
 # Subcommands owned by other modules: each has add_arguments(parser) and run(args) -> int.
@@ -112,11 +113,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _context_inputs(args: argparse.Namespace):
-    from .profiles import resolve_frameworks, resolve_profile
+def _context_inputs(args: argparse.Namespace, recording=None):
+    """Profile and frameworks: the options, else a replayed recording's, else the defaults."""
+    from .profiles import PROFILES, resolve_frameworks, resolve_profile
 
-    profile = resolve_profile(args.expect)
+    if args.framework is not None and not args.framework.strip(" ,"):
+        raise EnvcheckError(
+            "--framework is empty; name one or more of torch, tensorflow (comma list), "
+            "or leave the option out for the profile's",
+            exit_code=2,
+        )
+    if recording is not None and not args.expect and recording.profile in PROFILES:
+        profile = PROFILES[recording.profile]
+    else:
+        profile = resolve_profile(args.expect)
+    if recording is not None and not args.framework and recording.frameworks:
+        return profile, resolve_frameworks(",".join(recording.frameworks), profile)
     return profile, resolve_frameworks(args.framework, profile)
+
+
+def _replay_note(args: argparse.Namespace, recording, profile, frameworks) -> str:
+    """Which selection a replay checks against, and where each part came from."""
+
+    def origin(option: str, value: str | None) -> str:
+        return f"from {option}" if value else "as recorded"
+
+    return (
+        f"replaying {args.replay}: profile {profile.name} ({origin('--expect', args.expect)}; "
+        f"recorded: {recording.profile}), frameworks {','.join(frameworks)} "
+        f"({origin('--framework', args.framework)}; recorded: "
+        f"{','.join(recording.frameworks or ()) or '?'})"
+    )
+
+
+def _check_verify_args(args: argparse.Namespace) -> None:
+    """Every option that can be wrong is refused before any work starts (exit 2)."""
+    from .fileio import check_output
+
+    if args.min_accuracy is not None and not 0 < args.min_accuracy <= 1:
+        raise EnvcheckError("--min-accuracy takes a fraction in (0, 1], e.g. 0.99", exit_code=2)
+    if not math.isfinite(args.timeout_scale) or args.timeout_scale <= 0:
+        raise EnvcheckError(
+            f"--timeout-scale {args.timeout_scale} is not a positive finite number; "
+            "give a factor such as 3",
+            exit_code=2,
+        )
+    check_output(args.json, "--json")
+    check_output(args.junit, "--junit")
+    check_output(args.save_facts, "--save-facts")
 
 
 def _check_named_data_dir(data_dir: str | None) -> None:
@@ -125,7 +169,8 @@ def _check_named_data_dir(data_dir: str | None) -> None:
 
     if data_dir or os.environ.get(ENV_DATA_DIR):
         try:
-            locate_mnist(data_dir, download=False)  # a named folder: presence only, no download
+            # presence only (the training probe checks the digests), never a download
+            locate_mnist(data_dir, download=False, verify=False)
         except EnvcheckError as exc:
             raise EnvcheckError(exc.message, exit_code=2) from None
 
@@ -134,15 +179,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .checks import REGISTRY, Options
-    from .fileio import write_atomic
+    from .fileio import write_output
     from .report import json_report, junit, summary, terminal
-    from .verify import load_facts, save_facts, verify
+    from .verify import load_recording, save_facts, verify
 
-    profile, frameworks = _context_inputs(args)
-    if args.min_accuracy is not None and not 0 < args.min_accuracy <= 1:
-        raise EnvcheckError("--min-accuracy takes a fraction in (0, 1], e.g. 0.99", exit_code=2)
-    if args.timeout_scale <= 0:
-        raise EnvcheckError("--timeout-scale must be positive", exit_code=2)
+    _check_verify_args(args)
+    recording = load_recording(args.replay) if args.replay else None
+    profile, frameworks = _context_inputs(args, recording)
     options = Options(
         quick=args.quick,
         data_dir=args.data_dir,
@@ -150,27 +193,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
         min_accuracy=args.min_accuracy,
         timeout_scale=args.timeout_scale,
     )
-    recorded = load_facts(args.replay) if args.replay else None
-    if recorded is None and not args.no_training:
+    if recording is None and not args.no_training:
         _check_named_data_dir(args.data_dir)
     checks = [c for c in REGISTRY if not (args.no_training and c.category == "training")]
     console = Console(stderr=False)
     err = Console(stderr=True)
+    if recording is not None:
+        console.print(_replay_note(args, recording, profile, frameworks), soft_wrap=True)
+    require_gpu = args.require_gpu or bool(recording and recording.require_gpu)
     with err.status("envcheck: starting") as status:
         report, ctx = verify(
             profile,
             frameworks,
-            args.require_gpu,
+            require_gpu,
             options,
-            recorded=recorded,
+            recorded=recording.facts if recording else None,
             checks=checks,
             on_start=lambda c: status.update(f"envcheck: {c.category}.{c.name}"),
         )
     terminal.render(report, console)
     if args.json:
-        write_atomic(args.json, json_report.to_json(report))
+        write_output(args.json, json_report.to_json(report), "--json")
     if args.junit:
-        write_atomic(args.junit, junit.to_junit(report))
+        write_output(args.junit, junit.to_junit(report), "--junit")
     if args.save_facts:
         save_facts(args.save_facts, ctx)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -184,16 +229,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .checks import Context, Options
-    from .fileio import write_atomic
+    from .fileio import check_output, write_output
     from .info import gather_info, render_info
     from .verify import gather_live
 
+    check_output(args.json, "--json")
     profile, frameworks = _context_inputs(args)
     ctx = Context(profile, frameworks, args.require_gpu, Options(), gather_live)
     info = gather_info(ctx)
     render_info(info, Console())
     if args.json:
-        write_atomic(args.json, json.dumps(info, indent=2, default=str) + "\n")
+        write_output(args.json, json.dumps(info, indent=2, default=str) + "\n", "--json")
     return 0
 
 
@@ -204,17 +250,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command == "verify":
-            return cmd_verify(args)
-        if args.command == "info":
-            return cmd_info(args)
-        if getattr(args, "unavailable", False):
-            raise EnvcheckError(
-                f"`envcheck {args.command}` is not available in this install", exit_code=2
-            )
-        return int(importlib.import_module(args.plugged).run(args))
+        with interrupts.handled():
+            if args.command == "verify":
+                return cmd_verify(args)
+            if args.command == "info":
+                return cmd_info(args)
+            if getattr(args, "unavailable", False):
+                raise EnvcheckError(
+                    f"`envcheck {args.command}` is not available in this install", exit_code=2
+                )
+            return int(importlib.import_module(args.plugged).run(args))
     except EnvcheckError as exc:
         print(f"envcheck: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except interrupts.Interrupted as exc:
+        # The processes and temp files of the run are gone by now (runner, fetch clean up).
+        print(f"envcheck: interrupted by {exc.name}; nothing it started is left", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("envcheck: interrupted", file=sys.stderr)

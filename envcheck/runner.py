@@ -12,12 +12,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+# Of a probe's stderr only the end is used (diagnosis rules, the last line in messages).
+STDERR_KEPT = 8000
 
 
 @dataclass
@@ -78,7 +81,11 @@ def run_probe(
     timeout: float = 120.0,
     extra_path: list[str] | None = None,
 ) -> ProbeOutcome:
-    """Run ``module:function(args)`` in a fresh interpreter; never raises for probe failures."""
+    """Run ``module:function(args)`` in a fresh interpreter; never raises for probe failures.
+
+    Any exception while the probe runs (Ctrl-C, envcheck.interrupts.Interrupted) kills the
+    probe's whole process group and removes its temp folder before it propagates.
+    """
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="envcheck-") as tmp:
         args_path = Path(tmp, "args.json")
@@ -91,30 +98,31 @@ def run_probe(
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             env=_child_env(extra_path or []),
-            text=True,
-            errors="replace",
             start_new_session=True,  # so a timeout can kill the probe's own children too
         )
+        stderr_reader = _TailReader(proc.stderr)
         try:
-            _, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            _, stderr = proc.communicate()
+            try:
+                proc.wait(timeout=timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        finally:
+            # After a timeout, or when the wait is interrupted: nothing the probe started
+            # may outlive it (on a GPU it would keep holding memory).
+            _end_group(proc)
+            stderr = stderr_reader.finish()
+        seconds = time.monotonic() - start
+        tail = _stderr_tail(stderr)
+        if timed_out:
             return ProbeOutcome(
                 target,
                 False,
                 failure="timeout",
                 error=f"timed out after {timeout:.0f} s",
-                seconds=time.monotonic() - start,
-                stderr_tail=_stderr_tail(stderr or ""),
+                seconds=seconds,
+                stderr_tail=tail,
             )
-        except BaseException:  # Ctrl-C: the probe and what it started end with the run
-            _kill_group(proc)
-            proc.wait()
-            raise
-        seconds = time.monotonic() - start
-        stderr = (stderr or "")[-8000:]
-        tail = _stderr_tail(stderr)
         if proc.returncode < 0:
             name = _signal_name(proc.returncode)
             return ProbeOutcome(
@@ -153,8 +161,43 @@ def run_probe(
     )
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+class _TailReader:
+    """Drain a probe's stderr while it runs, keeping only the last STDERR_KEPT bytes.
+
+    A probe that floods stderr must neither block on a full pipe nor fill envcheck's memory.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._tail = b""
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        fd = self._stream.fileno()
+        while True:
+            try:
+                block = os.read(fd, 1 << 16)
+            except OSError:
+                return
+            if not block:
+                return
+            self._tail = (self._tail + block)[-STDERR_KEPT:]
+
+    def finish(self) -> str:
+        # The group is dead, so the pipe's writers are gone; a grandchild that escaped the
+        # group could hold it open, hence the bound on the wait.
+        self._thread.join(timeout=5)
+        self._stream.close()
+        return self._tail.decode("utf-8", errors="replace")
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """Kill the probe's process group (if anything of it is left) and reap the probe."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError, AttributeError):
-        proc.kill()
+        # No group left (every member exited), or no process groups (Windows).
+        if proc.poll() is None:
+            proc.kill()
+    proc.wait()

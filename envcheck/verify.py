@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,7 +13,7 @@ from . import __version__
 from .checks import REGISTRY, Context, Options, ProbeFailed
 from .checks.registry import PROBES, Check
 from .errors import EnvcheckError, split_cause_fix
-from .fileio import write_atomic
+from .fileio import decode_utf8, read_bounded, write_output
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probes import environment
 from .profiles import Profile
@@ -53,15 +54,40 @@ def gather_recorded(recorded: dict[str, ProbeOutcome]) -> Callable[[Context, str
     return gather
 
 
-def load_facts(path: Path) -> dict[str, ProbeOutcome]:
+# A facts file holds a few probes' JSON and stderr tails: kilobytes, not megabytes.
+MAX_FACTS_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Recording:
+    """What ``--save-facts`` wrote: the facts and the selection they were gathered for."""
+
+    facts: dict[str, ProbeOutcome]
+    profile: str | None
+    frameworks: tuple[str, ...] | None
+    require_gpu: bool
+
+
+def load_recording(path: Path) -> Recording:
+    fix = "pass a file written by `envcheck verify --save-facts`"
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return {k: ProbeOutcome.from_dict(v) for k, v in raw["facts"].items()}
+        text = decode_utf8(
+            read_bounded(path, MAX_FACTS_BYTES, "recorded facts", fix), path, "recorded facts", fix
+        )
+        raw = json.loads(text)
+        facts = {k: ProbeOutcome.from_dict(v) for k, v in raw["facts"].items()}
+        frameworks = raw.get("frameworks")
+        return Recording(
+            facts,
+            raw.get("profile"),
+            tuple(frameworks) if frameworks else None,
+            bool(raw.get("require_gpu", False)),
+        )
+    except EnvcheckError as exc:
+        raise EnvcheckError(exc.message, exit_code=2) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise EnvcheckError(
-            f"cannot read recorded facts {path}: {exc}; pass a file written by "
-            "`envcheck verify --save-facts`",
-            exit_code=2,
+            f"cannot read recorded facts {path}: {exc}; {fix}", exit_code=2
         ) from None
 
 
@@ -69,9 +95,10 @@ def save_facts(path: Path, ctx: Context) -> None:
     data = {
         "profile": ctx.profile.name,
         "frameworks": list(ctx.frameworks),
+        "require_gpu": ctx.require_gpu,
         "facts": {k: v.to_dict() for k, v in ctx.facts.items()},
     }
-    write_atomic(path, json.dumps(data, indent=2, default=str))
+    write_output(path, json.dumps(data, indent=2, default=str), "--save-facts")
 
 
 def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:

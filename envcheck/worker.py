@@ -9,12 +9,35 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import signal
 import sys
+import threading
+import time
 import traceback
+
+
+def _end_with_parent() -> None:
+    """Kill this probe's process group when envcheck itself dies (e.g. by SIGKILL).
+
+    envcheck ends the group on Ctrl-C, SIGTERM and SIGHUP; a parent that is killed
+    outright cannot, and the probe (in its own session) would compute on, orphaned.
+    """
+    parent = os.getppid()
+    if not hasattr(os, "killpg") or parent == 1:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def main(argv: list[str]) -> int:
     target, args_path, out_path = argv
+    _end_with_parent()
     with open(args_path, encoding="utf-8") as f:
         args = json.load(f)
     module_name, func_name = target.split(":")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -10,15 +11,38 @@ from pathlib import Path
 
 import pytest
 
-from envcheck.mnist import FILES as MNIST_FILES
+from envcheck.errors import EnvcheckError
+from envcheck.mnist import locate_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-MNIST_DIR = SHARED / "data" / "mnist"
 SNAPSHOT_DIR = SHARED / "conda-forge-snapshot"
 
-HAVE_MNIST = all((MNIST_DIR / name).is_file() for name in MNIST_FILES)
-NO_MNIST = f"MNIST files not found at {MNIST_DIR} (../shared beside the checkout)"
+
+def find_mnist() -> Path | None:
+    """The folder holding the four original .gz files, found the way verify finds MNIST.
+
+    $ENVCHECK_DATA_DIR, then the user cache (`envcheck fetch-mnist` fills it), then
+    ../shared/data/mnist beside the checkout. Files are checked against their digests.
+    """
+    with contextlib.suppress(EnvcheckError):
+        paths = locate_mnist(download=False)
+        folders = {p.parent for p in paths.values()}
+        if len(folders) == 1 and all(p.name == name for name, p in paths.items()):
+            return folders.pop()  # tests copy the .gz files by name: other layouts won't do
+    shared = SHARED / "data" / "mnist"
+    with contextlib.suppress(EnvcheckError):
+        locate_mnist(shared, download=False)
+        return shared
+    return None
+
+
+MNIST_DIR = find_mnist() or SHARED / "data" / "mnist"
+HAVE_MNIST = find_mnist() is not None
+NO_MNIST = (
+    "MNIST not found ($ENVCHECK_DATA_DIR, the user cache, ../shared/data/mnist): "
+    "run `python -m envcheck fetch-mnist` once"
+)
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=NO_MNIST)
 
 
@@ -67,3 +91,23 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/mnist/"
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """End the run saying how many tests were skipped and why, with the fix for missing data.
+
+    A wrapper, so these lines come after pytest's own per-test summary, just above the counts.
+    """
+    yield
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.write_sep("-", f"{len(skipped)} test(s) skipped")
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{count:4d} skipped: {reason}")

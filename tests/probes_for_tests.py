@@ -24,3 +24,23 @@ def raises(args):
 
 def fine(args):
     return {"answer": 42, "echo": args}
+
+
+def spawn_and_hang(args):
+    # A grandchild, as frameworks start (compilers, data loaders): it must die with the probe.
+    import subprocess
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    time.sleep(3600)
+
+
+def flood_stderr(args):
+    # A framework stuck in a logging loop: far more stderr than anyone should keep.
+    import sys
+
+    line = b"W flood: the same warning again and again\n" * 25_000  # ~1 MB
+    for _ in range(args["megabytes"]):
+        sys.stderr.buffer.write(line)
+    sys.stderr.buffer.write(b"the last line\n")
+    return {"done": True}

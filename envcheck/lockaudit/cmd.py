@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
-from ..fileio import write_atomic
+from ..fileio import check_output, write_output
 
 MAX_ROWS = 40  # findings shown in the table; --json has them all
 
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from .drift import drift_findings, drift_skip_reason
     from .findings import has_errors
 
+    check_output(args.json, "--json")  # before the audit, not after it
     lock_path = Path(args.lock) if args.lock else default_lock_for(args.manifest)
     result = audit(args.manifest, lock_path, args.env)
     findings = list(result.findings)
@@ -153,7 +154,4 @@ def _write_json(path: Path, result: Any, findings: list, size_rows: list, drift:
         "sizes": [vars(r) for r in size_rows],
         "drift": drift,
     }
-    try:
-        write_atomic(path, json.dumps(doc, indent=2) + "\n")
-    except OSError as exc:
-        raise EnvcheckError(f"cannot write --json {path}: {exc}") from None
+    write_output(path, json.dumps(doc, indent=2) + "\n", "--json")

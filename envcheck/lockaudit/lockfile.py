@@ -8,11 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
+from ..fileio import decode_utf8, read_bounded
 from .virtuals import Virtual
 
 # pixi >= 0.68 writes v7; older versions mean an older pixi wrote (or will rewrite) the file.
 EXPECTED_VERSION = 7
 _VERSION_RE = re.compile(r"^version:\s*(\d+)\s*$", re.MULTILINE)
+# The lock of a large workspace is a few MB; far more is not a pixi.lock (or is /dev/zero).
+MAX_LOCK_BYTES = 128 * 1024 * 1024
+_DIGESTS = {"sha256": 64, "md5": 32}
+_DIGEST_RE = re.compile(r"^  (sha256|md5): *['\"]?([^'\"\s]*)", re.MULTILINE)
+_RECORD_RE = re.compile(r"^- (?:conda|pypi): *(\S+)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -55,26 +61,55 @@ def load_lock(path: str | Path) -> Lock:
     """Parse pixi.lock; EnvcheckError (one line) when it is missing or malformed."""
     path = Path(path)
     rattler = import_rattler()
+    fix = "regenerate it with `pixi lock`, or pass the workspace's lock with --lock PATH"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_utf8(
+            read_bounded(path, MAX_LOCK_BYTES, "lock file", fix), path, "lock file", fix
+        )
     except FileNotFoundError:
         raise EnvcheckError(
             f"no lock file at {path}; run `pixi lock` or pass --lock PATH"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EnvcheckError(f"cannot read lock file {path}: {exc}") from None
+    except OSError as exc:
+        raise EnvcheckError(f"cannot read lock file {path}: {exc.strerror or exc}; {fix}") from None
+    match = _VERSION_RE.search(text[:4096])
+    version = int(match.group(1)) if match else None
+    if version is not None and version < EXPECTED_VERSION:
+        # py-rattler would misread the newer layout under an old header (or old named
+        # platforms) and blame a field; the real cause is the pixi that wrote the file.
+        raise EnvcheckError(
+            f"lock file {path} has format version {version}, written by a pixi older than "
+            f"0.68 (which writes version {EXPECTED_VERSION}); re-lock with the pixi that "
+            "pixi.toml's requires-pixi names: `pixi lock`"
+        )
     try:
         lock = rattler.LockFile.from_path(path)
         platforms = {p.name: _platform(p) for p in lock.platforms()}
         envs = {name: _env(name, env) for name, env in lock.environments()}
     except Exception as exc:  # py-rattler raises its own exception types for every parse error
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = bad_digest(text) or msg  # py-rattler does not say which record
         raise EnvcheckError(
             f"malformed lock file {path}: {msg}; regenerate it with `pixi lock`"
         ) from None
-    match = _VERSION_RE.search(text[:4096])
-    version = int(match.group(1)) if match else None
     return Lock(path, version, platforms, envs, text)
+
+
+def bad_digest(text: str) -> str | None:
+    """Name the first package record whose sha256/md5 is not a hex digest of the right length."""
+    for match in _DIGEST_RE.finditer(text):
+        kind, value = match.groups()
+        want = _DIGESTS[kind]
+        if len(value) == want and all(c in "0123456789abcdefABCDEF" for c in value):
+            continue
+        records = list(_RECORD_RE.finditer(text, 0, match.start()))
+        record = records[-1].group(1).rsplit("/", 1)[-1] if records else "a package"
+        line = text.count("\n", 0, match.start()) + 1
+        return (
+            f"the {kind} of {record} (line {line}) is {len(value)} characters "
+            f"{value[:12]!r}..., not {want} hex digits"
+        )
+    return None
 
 
 def _platform(p: Any) -> LockedPlatform:

@@ -12,6 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import EnvcheckError
+from ..fileio import decode_utf8, read_bounded
+
+MAX_LOCK_BYTES = 128 * 1024 * 1024  # as lockfile.MAX_LOCK_BYTES (which imports py-rattler's reader)
+
 
 @dataclass(frozen=True)
 class ScannedRecord:
@@ -57,7 +62,12 @@ def _value(line: str) -> str:
 
 def scan_lock(path: str | Path) -> ScannedLock:
     """Raise ValueError when the text is not a pixi lock this scan understands."""
-    text = Path(path).read_text(encoding="utf-8")
+    fix = "regenerate it with `pixi lock`"
+    try:
+        raw = read_bounded(path, MAX_LOCK_BYTES, "lock file", fix)
+        text = decode_utf8(raw, path, "lock file", fix)
+    except EnvcheckError as exc:
+        raise ValueError(exc.message) from None
     out = ScannedLock()
     section = ""
     env = plat = url = None

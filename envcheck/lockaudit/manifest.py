@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
+from ..fileio import decode_utf8, read_bounded
 from .virtuals import Virtual, default_virtuals
 
 if sys.version_info >= (3, 11):
@@ -27,6 +28,8 @@ else:  # Python 3.9/3.10: the same parser, from PyPI
     import tomli as tomllib
 
 DEFAULT_FEATURE = "default"
+# A pixi.toml is kilobytes; anything near this is not one (or is /dev/zero).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 CONDA_FORGE_URL = "https://conda.anaconda.org/conda-forge/"
 
 # Friendly platform / [system-requirements] keys -> conda virtual package names.
@@ -159,14 +162,16 @@ def spec_string(name: str, value: Any, where: str) -> str | None:
 def load_manifest(path: str | Path) -> Manifest:
     """Parse pixi.toml; EnvcheckError (one line) when it is missing or malformed."""
     path = Path(path)
+    fix = "pass the workspace's pixi.toml with --manifest PATH"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = read_bounded(path, MAX_MANIFEST_BYTES, "manifest", fix)
+        data = tomllib.loads(decode_utf8(raw, path, "manifest", fix))
     except FileNotFoundError:
         raise EnvcheckError(
             f"no manifest at {path}; run from the workspace root or pass --manifest PATH"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EnvcheckError(f"cannot read manifest {path}: {exc}") from None
+    except OSError as exc:
+        raise EnvcheckError(f"cannot read manifest {path}: {exc.strerror or exc}; {fix}") from None
     except tomllib.TOMLDecodeError as exc:
         raise EnvcheckError(f"malformed manifest {path}: {exc}; fix the TOML syntax") from None
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -21,15 +22,21 @@ UBYTE = 0x08
 # Larger files than this are not MNIST; the limit stops a corrupt header from asking for
 # gigabytes of memory before the size check can fail.
 MAX_BYTES = 256 * 1024 * 1024
+FIX = "replace it with the original file (envcheck fetch-mnist downloads and checks them)"
 
 
 def read_bytes(path: Path) -> bytes:
     """Return the file's content, gunzipped when it starts with the gzip magic."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            # Bounded: a huge file is refused unread, an endless one (a device) after the limit.
+            too_big = os.fstat(fh.fileno()).st_size > MAX_BYTES
+            raw = b"" if too_big else fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise EnvcheckError(f"cannot read {path}: {exc.strerror or exc}; check the path") from exc
+    if too_big or len(raw) > MAX_BYTES:
+        raise EnvcheckError(f"{path} is larger than {MAX_BYTES} bytes, so it is not MNIST; {FIX}")
     if not raw.startswith(GZIP_MAGIC):
         return raw
     try:
@@ -41,7 +48,7 @@ def read_bytes(path: Path) -> bytes:
             "the file is damaged: delete it and fetch it again (envcheck fetch-mnist)"
         ) from exc
     if len(data) > MAX_BYTES:
-        raise EnvcheckError(f"{path} unpacks to more than {MAX_BYTES} bytes; it is not MNIST")
+        raise EnvcheckError(f"{path} unpacks to more than {MAX_BYTES} bytes (not MNIST); {FIX}")
     return data
 
 
@@ -81,7 +88,4 @@ def read_idx(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
 
 
 def _bad(name: str, why: str) -> EnvcheckError:
-    return EnvcheckError(
-        f"{name} is not a valid MNIST IDX file: {why}; replace it with the original file "
-        "(envcheck fetch-mnist downloads and checks them)"
-    )
+    return EnvcheckError(f"{name} is not a valid MNIST IDX file: {why}; {FIX}")
