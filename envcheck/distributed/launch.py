@@ -113,6 +113,8 @@ def run_local(
     timed_out = False
     with tempfile.TemporaryDirectory(prefix="envcheck-dist-") as tmp:
         out = Path(tmp, "result.json")
+        # torchrun's own torchelastic_* folders go inside ours, so they go with it
+        env["TMPDIR"] = tmp
         sizes = sizes or list(DEFAULT_SIZES)
         cmd = torchrun_command(nproc, out, backend, sizes, iters, rank_timeout)
         proc = subprocess.Popen(
