@@ -111,6 +111,15 @@ def _context_inputs(args: argparse.Namespace):
     return profile, resolve_frameworks(args.framework, profile)
 
 
+def _profile_source(args: argparse.Namespace) -> str:
+    """Where the profile comes from; "infer": from the installed builds (none was named)."""
+    from .profiles import PROFILE_ENV
+
+    if args.expect:
+        return "--expect"
+    return f"${PROFILE_ENV}" if os.environ.get(PROFILE_ENV) else "infer"
+
+
 def _check_named_data_dir(data_dir: str | None) -> None:
     """A wrong --data-dir / ENVCHECK_DATA_DIR is an input error: say so before any check runs."""
     from .mnist.data import ENV_DATA_DIR, locate_mnist
@@ -156,6 +165,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             options,
             recorded=recorded,
             checks=checks,
+            profile_source=_profile_source(args),
+            framework_option=args.framework,
             on_start=lambda c: status.update(f"envcheck: {c.category}.{c.name}"),
         )
     terminal.render(report, console)

@@ -67,3 +67,51 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/mnist/"
+
+
+# What this machine has, so tests that assume a GPU-less machine with CPU builds of both
+# frameworks (the test venv) skip on a GPU machine, or one without TensorFlow, and pass there.
+def _nvidia_driver_present() -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL("nvml.dll" if sys.platform == "win32" else "libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def _torch_is_cpu_build() -> bool:
+    """torch/version.py says `cuda = None` for a CPU build; read it without importing torch."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return False
+    text = Path(spec.origin).with_name("version.py").read_text(encoding="utf-8")
+    found = re.search(r"^cuda\b[^=]*=\s*(.+)$", text, re.MULTILINE)
+    return bool(found) and found.group(1).strip() == "None"
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+NVIDIA_DRIVER = _nvidia_driver_present()
+needs_no_gpu = pytest.mark.skipif(
+    NVIDIA_DRIVER, reason="an NVIDIA driver answers here; this test needs a machine without one"
+)
+needs_tensorflow = pytest.mark.skipif(
+    not _installed("tensorflow"), reason="tensorflow is not installed"
+)
+needs_cpu_torch = pytest.mark.skipif(
+    not _torch_is_cpu_build(), reason="torch is not installed as a CPU build here"
+)
+# the test venv's machine: no NVIDIA driver, CPU builds of torch and TensorFlow
+needs_gpu_less_cpu_builds = pytest.mark.skipif(
+    NVIDIA_DRIVER or not _torch_is_cpu_build() or not _installed("tensorflow"),
+    reason="needs a machine without an NVIDIA driver, with CPU torch and TensorFlow",
+)

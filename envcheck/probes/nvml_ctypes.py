@@ -37,7 +37,16 @@ class CtypesNvml:
     def _call(self, name: str, *args) -> None:
         rc = getattr(self._lib, name)(*args)
         if rc != 0:
-            raise NVMLError(f"{name} returned NVML error {rc}")
+            raise NVMLError(f"{name}: {self._error_string(rc)}")
+
+    def _error_string(self, rc: int) -> str:
+        # NVML's own words for the code, as pynvml gives them ("Driver Not Loaded", ...)
+        try:
+            fn = self._lib.nvmlErrorString
+            fn.restype = ctypes.c_char_p
+            return f"{fn(rc).decode()} (NVML error {rc})"
+        except Exception:
+            return f"NVML error {rc}"
 
     def nvmlInit(self) -> None:
         for name in LIBRARY_NAMES:
