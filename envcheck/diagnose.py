@@ -293,8 +293,12 @@ def shadowing(env: dict[str, Any]) -> Diagnosis | None:
 
 
 def out_of_memory(error: str | None) -> Diagnosis | None:
+    # cuBLAS/cuDNN report a failed allocation at handle creation as *_STATUS_ALLOC_FAILED
     if error and (
-        "out of memory" in error.lower() or "OOM" in error or "RESOURCE_EXHAUSTED" in error
+        "out of memory" in error.lower()
+        or "OOM" in error
+        or "RESOURCE_EXHAUSTED" in error
+        or "_STATUS_ALLOC_FAILED" in error
     ):
         return Diagnosis(
             f"the GPU ran out of memory: {error.splitlines()[0][:160]}",

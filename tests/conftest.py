@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -115,3 +116,27 @@ needs_gpu_less_cpu_builds = pytest.mark.skipif(
     NVIDIA_DRIVER or not _torch_is_cpu_build() or not _installed("tensorflow"),
     reason="needs a machine without an NVIDIA driver, with CPU torch and TensorFlow",
 )
+
+
+FAKE_NVML_C = Path(__file__).parent / "data" / "fake_nvml.c"
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_dir(tmp_path_factory) -> Path:
+    """A libnvidia-ml.so.1 with NVML's C ABI (tests/data/fake_nvml.c), built here."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc or not sys.platform.startswith("linux"):
+        pytest.skip("needs a C compiler on Linux to build the stand-in NVML library")
+    out = tmp_path_factory.mktemp("nvml")
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-o", str(out / "libnvidia-ml.so.1"), str(FAKE_NVML_C)],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture
+def without_nvidia_ml_py(tmp_path) -> list[str]:
+    """A path entry that hides nvidia-ml-py (module pynvml), as in conda-forge envs."""
+    (tmp_path / "pynvml.py").write_text('raise ImportError("nvidia-ml-py is not installed")\n')
+    return [str(tmp_path)]

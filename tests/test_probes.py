@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
 from conftest import needs_no_gpu, needs_tensorflow
 
 from envcheck.checks.registry import PROBES
 from envcheck.probes import environment, nvml
 from envcheck.probes.nvml_ctypes import CtypesNvml
 from envcheck.runner import run_probe
-
-FAKE_NVML_C = Path(__file__).parent / "data" / "fake_nvml.c"
 
 
 @needs_no_gpu
@@ -70,27 +63,6 @@ def test_gather_reads_steering_variables():
     )
     assert facts["variables"] == {"CUDA_VISIBLE_DEVICES": ""}
     assert facts["pixi_environment"] == "cuda12" and facts["conda_prefix"] is None
-
-
-@pytest.fixture(scope="module")
-def fake_nvml_dir(tmp_path_factory) -> Path:
-    """A libnvidia-ml.so.1 with NVML's C ABI (tests/data/fake_nvml.c), built here."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc or not sys.platform.startswith("linux"):
-        pytest.skip("needs a C compiler on Linux to build the stand-in NVML library")
-    out = tmp_path_factory.mktemp("nvml")
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-o", str(out / "libnvidia-ml.so.1"), str(FAKE_NVML_C)],
-        check=True,
-    )
-    return out
-
-
-@pytest.fixture
-def without_nvidia_ml_py(tmp_path) -> list[str]:
-    """A path entry that hides nvidia-ml-py (module pynvml), as in conda-forge envs."""
-    (tmp_path / "pynvml.py").write_text('raise ImportError("nvidia-ml-py is not installed")\n')
-    return [str(tmp_path)]
 
 
 def test_nvml_probe_without_nvidia_ml_py_reads_through_ctypes(
