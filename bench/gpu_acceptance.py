@@ -116,12 +116,15 @@ def preflight(ns: argparse.Namespace) -> tuple[dict[str, Any], Path, Path]:
     out = Path(ns.out or ROOT / "reports" / f"gpu-acceptance-{stamp}").expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Abort(f"output folder {out} exists and is not empty; name a new one")
-    probe = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        raise Abort("importing torch took over 120 s; check the Python and its disk") from None
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["?"])[-1]
         raise Abort(f"{sys.executable} cannot import torch ({last}); use a Python with CUDA torch")
@@ -170,10 +173,9 @@ def run_step(
         return
     timeout = min(timeout, left)
     start = time.monotonic()
-    with (
-        open(logs / f"{step['name']}.out", "w") as so,
-        open(logs / f"{step['name']}.err", "w") as se,
-    ):
+    so = open(logs / f"{step['name']}.out", "w")
+    se = open(logs / f"{step['name']}.err", "w")
+    try:
         proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=so, stderr=se, start_new_session=True
         )
@@ -183,9 +185,12 @@ def run_step(
             kill_group(proc)
             step["exit_code"] = None
             step["note"] = f"timed out after {timeout:.0f} s"
-        except BaseException:
+        except BaseException:  # Ctrl-C, kill: end the step's whole process group first
             kill_group(proc)
             raise
+    finally:
+        so.close()
+        se.close()
     step["seconds"] = round(time.monotonic() - start, 1)
     text = (logs / f"{step['name']}.out").read_text(errors="replace")
     text += (logs / f"{step['name']}.err").read_text(errors="replace")
@@ -225,7 +230,7 @@ def verify_argv(out: Path, name: str, expect: str, mnist: Path, *extra: str) -> 
 def judge_verify(step: dict[str, Any], out: Path) -> None:
     """Did a verify step give what was expected: PASS, or FAIL with the diagnosis looked for."""
     path = out / f"{step['name']}.json"
-    report = json.loads(path.read_text()) if path.is_file() else {}
+    report = _read_json(path)
     step["report"] = str(path)
     fails = paper.failed_checks(report)
     step["failed_checks"] = fails
@@ -259,6 +264,14 @@ def judge_verify(step: dict[str, Any], out: Path) -> None:
         problems.insert(0, step["note"])
     step["ok"] = not problems
     step["note"] = "; ".join(problems)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A step's JSON output, or {} where the step wrote none (killed, crashed)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _check(report: dict, check_id: str) -> dict | None:
@@ -323,9 +336,8 @@ def run_all(ns: argparse.Namespace) -> int:
                 *("--json", str(out / f"bench-seed{seed}.json")),
             ]
             run_step(s, argv, out, TIMEOUTS["bench"], child_env())
-            path = out / f"bench-seed{seed}.json"
-            row = paper.seed_figures(json.loads(path.read_text())) if path.is_file() else {}
-            row.setdefault("seed", seed)
+            row = paper.seed_figures(_read_json(out / f"bench-seed{seed}.json"))
+            row["seed"] = seed
             seed_rows.append(row)
             s["figures"] = {
                 "accuracy": _pct(row.get("test_accuracy")),

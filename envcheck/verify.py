@@ -137,7 +137,7 @@ def infer_into(ctx: Context, framework_option: str | None, live: bool) -> None:
     if not (framework_option or os.environ.get(FRAMEWORKS_ENV)):
         frameworks = tuple(fw for fw in frameworks if fw in builds) or frameworks
     ctx.frameworks = frameworks
-    ctx.profile_source = f"inferred ({why})"
+    ctx.profile_source = f"inferred: {why}"
 
 
 def run_checks(

@@ -395,8 +395,8 @@ def test_cuda_torch_without_profile_infers_its_cuda_line():
     p = checks["environment.profile"]
     assert p.status is Status.PASS
     assert p.message == (
-        "profile cuda13: torch on CUDA 13 builds on a GPU; from inferred (PyTorch is a CUDA "
-        "13.0 build; --expect cpu checks the CPU only)"
+        "profile cuda13: torch on CUDA 13 builds on a GPU (inferred: PyTorch is a CUDA 13.0 "
+        "build; --expect cpu checks the CPU only)"
     )
     # a CUDA profile: the GPU is required, so a GPU-less run can no longer pass on the CPU
     assert checks["devices.torch"].status is Status.PASS
@@ -420,7 +420,7 @@ def test_cpu_builds_infer_the_cpu_profile():
 
 def test_named_profile_is_reported_as_named():
     checks, _ = replay(healthy_cuda12(), profile_source="$ENVCHECK_PROFILE")
-    assert checks["environment.profile"].message.endswith("from $ENVCHECK_PROFILE")
+    assert checks["environment.profile"].message.endswith("(from $ENVCHECK_PROFILE)")
 
 
 def test_frameworks_on_different_cuda_lines_ask_for_expect():

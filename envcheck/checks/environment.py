@@ -17,11 +17,11 @@ def profile(ctx: Context) -> CheckResult:
         what = f"CUDA {p.cuda_major} builds on a GPU"
     else:
         what = "a GPU (--require-gpu)" if ctx.require_gpu else "the CPU"
-    source = ctx.profile_source or "given"
+    source = ctx.profile_source
+    if not source.startswith("inferred"):
+        source = f"from {source}" if source else "as given"
     return passed(
-        CAT,
-        "profile",
-        f"profile {p.name}: {', '.join(ctx.frameworks)} on {what}; from {source}",
+        CAT, "profile", f"profile {p.name}: {', '.join(ctx.frameworks)} on {what} ({source})"
     )
 
 
