@@ -6,6 +6,11 @@
 #include <string.h>
 
 typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
+typedef struct {
+    unsigned pid;
+    unsigned long long usedGpuMemory;
+    unsigned gpuInstanceId, computeInstanceId;
+} nvmlProcessInfo_t;
 static int gpu0;
 
 int nvmlInit_v2(void) {
@@ -51,3 +56,15 @@ int nvmlDeviceGetMigMode(void *h, unsigned *current, unsigned *pending) {
 }
 int nvmlDeviceGetComputeMode(void *h, int *mode) { *mode = 0; return 0; }
 int nvmlDeviceGetPersistenceMode(void *h, int *mode) { *mode = 1; return 0; }
+/* one process holding 139 GiB, as during the out-of-memory fault */
+int nvmlDeviceGetComputeRunningProcesses_v3(void *h, unsigned *count, nvmlProcessInfo_t *infos) {
+    if (*count < 1) {
+        *count = 1;
+        return 7; /* NVML_ERROR_INSUFFICIENT_SIZE */
+    }
+    infos[0].pid = 4242;
+    infos[0].usedGpuMemory = 139ULL << 30;
+    infos[0].gpuInstanceId = infos[0].computeInstanceId = 0xFFFFFFFF;
+    *count = 1;
+    return 0;
+}
