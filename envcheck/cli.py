@@ -163,6 +163,17 @@ def _check_verify_args(args: argparse.Namespace) -> None:
     check_output(args.save_facts, "--save-facts")
 
 
+def _profile_source(args: argparse.Namespace, recording=None) -> str:
+    """Where the profile comes from; "infer": from the installed builds (none was named)."""
+    from .profiles import PROFILE_ENV, PROFILES
+
+    if args.expect:
+        return "--expect"
+    if recording is not None and recording.profile in PROFILES:
+        return "recorded"  # a replay checks against what was expected when it was recorded
+    return f"${PROFILE_ENV}" if os.environ.get(PROFILE_ENV) else "infer"
+
+
 def _check_named_data_dir(data_dir: str | None) -> None:
     """A wrong --data-dir / ENVCHECK_DATA_DIR is an input error: say so before any check runs."""
     from .mnist.data import ENV_DATA_DIR, locate_mnist
@@ -209,6 +220,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             options,
             recorded=recording.facts if recording else None,
             checks=checks,
+            profile_source=_profile_source(args, recording),
+            framework_option=args.framework,
             on_start=lambda c: status.update(f"envcheck: {c.category}.{c.name}"),
         )
     terminal.render(report, console)

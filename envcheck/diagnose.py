@@ -6,6 +6,7 @@ machine can be replayed in tests and with ``envcheck verify --replay``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,33 @@ def visible_devices_hidden(env: dict[str, Any]) -> Diagnosis | None:
     return None
 
 
+def visible_devices_unmatched(env: dict[str, Any], nvml: dict[str, Any]) -> Diagnosis | None:
+    """CUDA_VISIBLE_DEVICES starts with an index or GPU UUID that no GPU of this machine has.
+
+    CUDA stops reading the list at the first unknown entry, so then it sees no GPU at all.
+    NVML ignores the variable, which is why its GPU list can name the real ones.
+    """
+    value = (env.get("variables", {}).get("CUDA_VISIBLE_DEVICES") or "").strip()
+    gpus = nvml.get("gpus") or []
+    if not value or not gpus:
+        return None
+    first = value.split(",")[0].strip()
+    if first.isdigit():
+        known = int(first) < len(gpus)
+    elif first.upper().startswith("GPU-"):  # CUDA accepts a UUID or a unique prefix of one
+        known = any(str(g.get("uuid") or "").upper().startswith(first.upper()) for g in gpus)
+    else:  # MIG-... and other forms: NVML's list cannot tell
+        return None
+    if known:
+        return None
+    listed = ", ".join(f"{g.get('index')} ({g.get('uuid')})" for g in gpus)
+    return Diagnosis(
+        f"CUDA_VISIBLE_DEVICES={value!r} names no GPU of this machine, so CUDA sees none "
+        f"(the GPUs: {listed})",
+        "set CUDA_VISIBLE_DEVICES to an index or UUID that `nvidia-smi -L` lists, or unset it",
+    )
+
+
 def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
     if nvml.get("available") is False and nvml.get("reason") == "no_driver":
         return Diagnosis(
@@ -59,18 +87,35 @@ def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
     return None
 
 
+# PyTorch (torch/csrc/cuda, since 1.x): "The NVIDIA driver on your system is too old (found
+# version 12080)". The number is the CUDA version the driver supports (cudaDriverGetVersion).
+_TORCH_DRIVER_TOO_OLD = re.compile(r"driver on your system is too old \(found version (\d+)\)")
+DOCTOR_HINT = "run `envcheck doctor` to see which env fits this machine"
+
+
+def driver_cuda_from_error(init_error: str | None) -> str | None:
+    """The driver's CUDA version ("12.8") from PyTorch's driver-too-old error, if it is one."""
+    found = _TORCH_DRIVER_TOO_OLD.search(init_error or "")
+    if not found:
+        return None
+    code = int(found.group(1))
+    return f"{code // 1000}.{code % 1000 // 10}"
+
+
 def driver_too_old(
     nvml: dict[str, Any], build_cuda: str | None, init_error: str | None = None
 ) -> Diagnosis | None:
     need = _major(build_cuda)
-    have = nvml.get("cuda_driver_version")
+    from_error = driver_cuda_from_error(init_error)
+    have = nvml.get("cuda_driver_version") or from_error
     too_old = need is not None and _major(have) is not None and _major(have) < need
-    if init_error and "driver version is insufficient" in init_error:
-        too_old = True
+    if from_error or (init_error and "driver version is insufficient" in init_error):
+        too_old = True  # the framework's own verdict (minor versions count too)
     if not too_old:
         return None
+    driver = nvml.get("driver_version")
     return Diagnosis(
-        f"the NVIDIA driver {nvml.get('driver_version', '?')} supports CUDA {have or '?'}, "
+        f"the NVIDIA driver {driver + ' ' if driver else ''}supports CUDA {have or '?'}, "
         f"but the framework was built with CUDA {build_cuda}",
         f"upgrade the driver to >= {MIN_DRIVER.get(need, '?')} (CUDA {need}), or use an "
         f"environment built for the driver's CUDA ({_env_for(have)}); {DOCTOR_HINT}",
@@ -129,14 +174,60 @@ def wrong_cuda_major(
     )
 
 
-def cudnn_mismatch(compile_v: int | None, runtime_v: int | None) -> Diagnosis | None:
-    if not compile_v or not runtime_v or compile_v == runtime_v:
+def cudnn_version(value: Any) -> tuple[int, int, int] | None:
+    """cuDNN as (major, minor, patch), from torch's tuple/list (9, 13, 0) or int (91300).
+
+    torch gives the compiled and loaded versions as tuples but ``cudnn.version()`` as an int:
+    cuDNN 9 encodes 9.13.0 as 91300 (major*10000), cuDNN 8 and older 8.9.7 as 8907 (*1000).
+    """
+    if isinstance(value, (list, tuple)) and len(value) >= 2:
+        parts = [int(p) for p in value[:3]]
+        return (parts + [0])[0], parts[1], (parts + [0, 0])[2]
+    if isinstance(value, int) and value > 0:
+        if value >= 90000:
+            return value // 10000, value % 10000 // 100, value % 100
+        return value // 1000, value % 1000 // 100, value % 100
+    return None
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+def cudnn_compatible(compiled: tuple[int, int, int], loaded: tuple[int, int, int]) -> bool:
+    """torch's own rule (torch/backends/cudnn): the same major; from cuDNN 7 on a loaded minor
+    at least the compiled one (minor releases are backward compatible), before 7 the same."""
+    if loaded[0] != compiled[0]:
+        return False
+    if loaded[0] < 7:
+        return loaded[1] == compiled[1]
+    return loaded[1] >= compiled[1]
+
+
+CUDNN_SHADOW_FIX = (
+    "a cuDNN from outside the env (LD_LIBRARY_PATH or the system) is shadowing the env's: "
+    "unset LD_LIBRARY_PATH, or reinstall the env from the lock"
+)
+
+
+def cudnn_mismatch(compiled: Any, loaded: Any, error: str | None = None) -> Diagnosis | None:
+    """The loaded cuDNN cannot serve the build: torch refused it (``error``), or by torch's rule."""
+    if error:
+        if "SM < 7.5" in error:
+            fix = (
+                "cuDNN >= 9.11 supports Turing (sm_75) and newer GPUs only: use a build with "
+                "cuDNN 9.10 (the cuda12 env) on this GPU"
+            )
+        else:
+            fix = CUDNN_SHADOW_FIX
+        return Diagnosis(f"PyTorch refuses the cuDNN it loads: {error.splitlines()[0]}", fix)
+    c, r = cudnn_version(compiled), cudnn_version(loaded)
+    if c is None or r is None or cudnn_compatible(c, r):
         return None
-    # cuDNN encodes 9.10.2 as 91002 (9.x) or 8907 for 8.9.7
     return Diagnosis(
-        f"PyTorch was compiled against cuDNN {compile_v} but loads cuDNN {runtime_v}",
-        "a cuDNN from outside the env (LD_LIBRARY_PATH or the system) is shadowing the env's: "
-        "unset LD_LIBRARY_PATH, or reinstall the env from the lock",
+        f"PyTorch was compiled against cuDNN {_dotted(c)} but loads cuDNN {_dotted(r)}, which "
+        "it cannot use (it needs the same major and at least the compiled minor)",
+        CUDNN_SHADOW_FIX,
     )
 
 
@@ -159,16 +250,30 @@ def arch_missing(devices: list[dict[str, Any]], arch_list: list[str]) -> Diagnos
     )
 
 
+# TF's dso_loader (VLOG 1): "Could not load dynamic library 'libcudnn.so.9'; dlerror: <why>"
+_TF_DLOPEN_FAILED = re.compile(r"Could not load dynamic library '([^']+)'; dlerror: ([^;\n]*)")
+
+
 def tf_gpu_libs_missing(stderr: str) -> Diagnosis | None:
-    if "Cannot dlopen some GPU libraries" in stderr or "Could not load dynamic library" in stderr:
-        lines = [ln for ln in stderr.splitlines() if "dlopen" in ln or "dynamic library" in ln]
-        detail = lines[0].strip()[-160:] if lines else ""
-        return Diagnosis(
-            f"TensorFlow could not load its GPU libraries (CUDA/cuDNN): {detail}",
-            "reinstall the env from the lock (`pixi install -e cuda12`) and unset LD_LIBRARY_PATH;"
-            " TensorFlow then falls back to the CPU without an error",
+    """TF found no GPU because it could not dlopen CUDA/cuDNN: name the libraries and why."""
+    failed = dict(_TF_DLOPEN_FAILED.findall(stderr or ""))  # library -> dlerror, in order
+    if not failed and "Cannot dlopen some GPU libraries" not in (stderr or ""):
+        return None
+    if failed:
+        detail = "; ".join(f"{lib} ({why.strip()[:120]})" for lib, why in failed.items())
+    else:
+        detail = "TensorFlow did not name them (they are logged at verbose level 1 only)"
+    if any(lib.startswith(("libcuda.so", "nvcuda")) for lib in failed):
+        fix = (
+            "libcuda is the NVIDIA driver's own library: install the driver, or start the "
+            "container with GPU access (--gpus all); check `nvidia-smi`"
         )
-    return None
+    else:
+        fix = (
+            "reinstall the env from the lock (`pixi install -e cuda12`) and unset "
+            "LD_LIBRARY_PATH; TensorFlow then falls back to the CPU without an error"
+        )
+    return Diagnosis(f"TensorFlow could not load its GPU libraries: {detail}", fix)
 
 
 def shadowing(env: dict[str, Any]) -> Diagnosis | None:
@@ -184,12 +289,16 @@ def shadowing(env: dict[str, Any]) -> Diagnosis | None:
 
 
 def out_of_memory(error: str | None) -> Diagnosis | None:
+    # cuBLAS/cuDNN report a failed allocation at handle creation as *_STATUS_ALLOC_FAILED
     if error and (
-        "out of memory" in error.lower() or "OOM" in error or "RESOURCE_EXHAUSTED" in error
+        "out of memory" in error.lower()
+        or "OOM" in error
+        or "RESOURCE_EXHAUSTED" in error
+        or "_STATUS_ALLOC_FAILED" in error
     ):
         return Diagnosis(
             f"the GPU ran out of memory: {error.splitlines()[0][:160]}",
-            "free the GPU (other processes), use a smaller batch (--batch-size), gradient "
+            "free the GPU (other processes), use a smaller batch, gradient "
             "accumulation, or mixed precision; for TF set TF_FORCE_GPU_ALLOW_GROWTH=true",
         )
     return None
@@ -201,9 +310,11 @@ def gpu_unusable(
     """Why a CUDA build sees no GPU: the most specific known cause, else a generic one."""
     for found in (
         visible_devices_hidden(ctx_env),
+        visible_devices_unmatched(ctx_env, nvml),
         no_driver(nvml),
         driver_too_old(nvml, build_cuda, init_error),
         gpu_busy(nvml, init_error),
+        out_of_memory(init_error),
     ):
         if found:
             return found

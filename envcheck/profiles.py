@@ -78,3 +78,38 @@ def resolve_frameworks(
             exit_code=2,
         )
     return names
+
+
+FRAMEWORK_LABELS = {"torch": "PyTorch", "tensorflow": "TensorFlow"}
+
+
+def infer_profile(cuda_builds: dict[str, str | None]) -> tuple[Profile, str]:
+    """The profile when neither --expect nor $ENVCHECK_PROFILE names one (a pip install, no
+    pixi env to say it): the CUDA line of the installed framework builds, else cpu.
+
+    ``cuda_builds`` maps each installed framework to the CUDA version it was built with (None
+    for a CPU build). Returns the profile and why, in words for the report.
+    """
+    majors = {fw: _cuda_major(v) for fw, v in cuda_builds.items() if v}
+    if not majors:
+        return PROFILES["cpu"], "no installed framework is a CUDA build"
+    builds = " and ".join(
+        f"{FRAMEWORK_LABELS.get(fw, fw)} is a CUDA {cuda_builds[fw]} build" for fw in majors
+    )
+    lines = sorted(set(majors.values()))
+    name = f"cuda{lines[0]}"
+    if len(lines) > 1 or name not in PROFILES:
+        raise EnvcheckError(
+            f"no profile fits the installed builds ({builds}); pass --expect with the one to "
+            f"verify ({', '.join(p for p in PROFILES if p != 'cpu')}), or --framework to check "
+            "one framework",
+            exit_code=2,
+        )
+    return PROFILES[name], f"{builds}; --expect cpu checks the CPU only"
+
+
+def _cuda_major(version: str) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return -1

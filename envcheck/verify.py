@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
+from . import __version__, diagnose
 from .checks import REGISTRY, Context, Options, ProbeFailed
 from .checks.registry import PROBES, Check
 from .errors import EnvcheckError, split_cause_fix
 from .fileio import decode_utf8, read_bounded, write_output
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probes import environment
-from .profiles import Profile
+from .profiles import FRAMEWORKS_ENV, PROFILES, Profile, infer_profile, resolve_frameworks
 from .runner import ProbeOutcome, run_probe
 
 
@@ -107,6 +109,10 @@ def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
         cause, fix = split_cause_fix(o.error or "failed")
         return failed(check.category, check.name, cause, cause, fix)
     error = o.error or ""
+    oom = diagnose.out_of_memory(error)
+    if oom:  # any probe that touches the GPU can be the first to find it full
+        message = f"probe {exc.name} ran out of GPU memory"
+        return failed(check.category, check.name, message, oom.cause, oom.fix)
     if error.startswith("ModuleNotFoundError"):
         module = error.split("'")[1] if "'" in error else "a module"
         return failed(
@@ -133,6 +139,35 @@ def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
         f"probe {exc.name} ({o.target}) {o.describe_failure()}{detail}",
         fix,
     )
+
+
+def cuda_build_of(framework: str, facts: dict[str, Any]) -> str | None:
+    """The CUDA version a framework was built with, from its facts probe (None: CPU build)."""
+    if framework == "torch":
+        return facts.get("cuda_build")
+    if facts.get("is_cuda_build"):
+        return str(facts.get("build_info", {}).get("cuda_version") or "") or None
+    return None
+
+
+def infer_into(ctx: Context, framework_option: str | None, live: bool) -> None:
+    """No profile named: take it from the installed builds' CUDA line (their facts probes,
+    which the checks read anyway). Frameworks, unless named, are the profile's installed ones."""
+    candidates = resolve_frameworks(framework_option, PROFILES["cpu"])
+    # live: a framework that is not installed is left out without starting a probe for it
+    installed = [fw for fw in candidates if not live or importlib.util.find_spec(fw)]
+    builds = {}
+    for fw in installed:
+        outcome = ctx.outcome(f"{fw}.facts")
+        if outcome.ok:
+            builds[fw] = cuda_build_of(fw, outcome.data)
+    profile, why = infer_profile(builds)
+    ctx.profile = profile
+    frameworks = resolve_frameworks(framework_option, profile)
+    if not (framework_option or os.environ.get(FRAMEWORKS_ENV)):
+        frameworks = tuple(fw for fw in frameworks if fw in builds) or frameworks
+    ctx.frameworks = frameworks
+    ctx.profile_source = f"inferred: {why}"
 
 
 def run_checks(
@@ -180,19 +215,25 @@ def verify(
     recorded: dict[str, ProbeOutcome] | None = None,
     on_start: Callable[[Check], None] | None = None,
     checks: list[Check] | None = None,
+    profile_source: str = "",
+    framework_option: str | None = None,
 ) -> tuple[Report, Context]:
+    """Run the checks. ``profile_source`` "infer" (no --expect, no $ENVCHECK_PROFILE) takes the
+    profile from the installed builds; ``framework_option`` is --framework as given."""
     gather = gather_recorded(recorded) if recorded is not None else gather_live
-    ctx = Context(profile, frameworks, require_gpu, options, gather)
+    ctx = Context(profile, frameworks, require_gpu, options, gather, profile_source=profile_source)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     start = time.monotonic()
+    if profile_source == "infer":
+        infer_into(ctx, framework_option, live=recorded is None)
     selected = [
         c for c in (checks if checks is not None else REGISTRY) if include_heavy or not c.heavy
     ]
     results = run_checks(ctx, selected, on_start)
     env = ctx.outcome("environment")
     report = Report(
-        profile=profile.name,
-        frameworks=list(frameworks),
+        profile=ctx.profile.name,
+        frameworks=list(ctx.frameworks),
         require_gpu=require_gpu,
         environment=env.data if env.ok else {},
         checks=results,

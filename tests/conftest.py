@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -111,3 +112,75 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("-", f"{len(skipped)} test(s) skipped")
     for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
         terminalreporter.write_line(f"{count:4d} skipped: {reason}")
+
+
+# What this machine has, so tests that assume a GPU-less machine with CPU builds of both
+# frameworks (the test venv) skip on a GPU machine, or one without TensorFlow, and pass there.
+def _nvidia_driver_present() -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL("nvml.dll" if sys.platform == "win32" else "libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def _torch_is_cpu_build() -> bool:
+    """torch/version.py says `cuda = None` for a CPU build; read it without importing torch."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return False
+    text = Path(spec.origin).with_name("version.py").read_text(encoding="utf-8")
+    found = re.search(r"^cuda\b[^=]*=\s*(.+)$", text, re.MULTILINE)
+    return bool(found) and found.group(1).strip() == "None"
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+NVIDIA_DRIVER = _nvidia_driver_present()
+needs_no_gpu = pytest.mark.skipif(
+    NVIDIA_DRIVER, reason="an NVIDIA driver answers here; this test needs a machine without one"
+)
+needs_tensorflow = pytest.mark.skipif(
+    not _installed("tensorflow"), reason="tensorflow is not installed"
+)
+needs_cpu_torch = pytest.mark.skipif(
+    not _torch_is_cpu_build(), reason="torch is not installed as a CPU build here"
+)
+# the test venv's machine: no NVIDIA driver, CPU builds of torch and TensorFlow
+needs_gpu_less_cpu_builds = pytest.mark.skipif(
+    NVIDIA_DRIVER or not _torch_is_cpu_build() or not _installed("tensorflow"),
+    reason="needs a machine without an NVIDIA driver, with CPU torch and TensorFlow",
+)
+
+
+FAKE_NVML_C = Path(__file__).parent / "data" / "fake_nvml.c"
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_dir(tmp_path_factory) -> Path:
+    """A libnvidia-ml.so.1 with NVML's C ABI (tests/data/fake_nvml.c), built here."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc or not sys.platform.startswith("linux"):
+        pytest.skip("needs a C compiler on Linux to build the stand-in NVML library")
+    out = tmp_path_factory.mktemp("nvml")
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-o", str(out / "libnvidia-ml.so.1"), str(FAKE_NVML_C)],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture
+def without_nvidia_ml_py(tmp_path) -> list[str]:
+    """A path entry that hides nvidia-ml-py (module pynvml), as in conda-forge envs."""
+    (tmp_path / "pynvml.py").write_text('raise ImportError("nvidia-ml-py is not installed")\n')
+    return [str(tmp_path)]

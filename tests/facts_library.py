@@ -1,7 +1,10 @@
-"""Facts as gathered on real machines, healthy and broken, for replaying through the checks.
+"""Facts in the shape real machines give, healthy and broken, for replaying through the checks.
 
 Each builder returns {probe name: outcome dict} in the shape envcheck.runner writes
 (``envcheck verify --save-facts``), so the checks see exactly what a live run would give.
+These are hand-written (no GPU machine has recorded facts yet): every value has the type and
+form the real API returns (torch's cuDNN compile/loaded versions as tuples, version() as an
+int; NVML's CUDA version decoded from 13000; PyTorch's and TensorFlow's own error texts).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def healthy_cuda12() -> dict[str, Any]:
     }
     nvml = {
         "available": True,
+        "binding": "nvidia-ml-py",
         "driver_version": "580.159.04",
         "cuda_driver_version": "13.0",
         "gpus": [dict(H100)],
@@ -85,8 +89,12 @@ def healthy_cuda12() -> dict[str, Any]:
             "sm_120",
             "compute_120",
         ],
-        "cudnn_compile": 91002,
+        # torch._C._cudnn.getCompileVersion() / getRuntimeVersion() are tuples (JSON lists);
+        # torch.backends.cudnn.version() is an int
+        "cudnn_compile": [9, 10, 2],
+        "cudnn_loaded": [9, 10, 2],
         "cudnn_runtime": 91002,
+        "cudnn_error": None,
         "nccl": "2.27.7",
         "init_error": None,
         "devices": [

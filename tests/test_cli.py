@@ -7,7 +7,14 @@ import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
-from conftest import clean_env, closed_port_url, run_envcheck
+from conftest import (
+    clean_env,
+    closed_port_url,
+    needs_cpu_torch,
+    needs_gpu_less_cpu_builds,
+    needs_tensorflow,
+    run_envcheck,
+)
 
 from envcheck.report.json_report import SCHEMA_PATH
 
@@ -36,6 +43,8 @@ def cuda12_run(tmp_path_factory):
     return proc, out
 
 
+# asserts what a GPU-less machine with CPU builds of both frameworks gives
+@needs_gpu_less_cpu_builds
 def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     proc, out = cuda12_run
     assert proc.returncode == 1, proc.stderr
@@ -54,6 +63,7 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     assert "FAILED" in proc.stdout and "CPU-only build" in proc.stdout
 
 
+@needs_gpu_less_cpu_builds
 def test_junit_and_step_summary_of_failed_run(cuda12_run):
     _, out = cuda12_run
     xml = (out / "r.xml").read_text()
@@ -73,6 +83,7 @@ def test_junit_and_step_summary_of_failed_run(cuda12_run):
     assert "### envcheck: `cuda12` failed" in summary and "| ❌ | `build.torch` |" in summary
 
 
+@needs_gpu_less_cpu_builds
 def test_replay_of_saved_facts_gives_the_same_verdicts(cuda12_run, tmp_path):
     _, out = cuda12_run
     proc = run_envcheck(
@@ -125,6 +136,8 @@ def test_replay_of_a_corrupt_facts_file(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@needs_tensorflow
+@needs_cpu_torch
 def test_info_reports_frameworks_without_nvcc(tmp_path):
     proc = run_envcheck("info", "--json", str(tmp_path / "info.json"))
     assert proc.returncode == 0, proc.stderr
@@ -149,6 +162,7 @@ def test_importing_envcheck_loads_no_framework():
     assert out.stdout.strip() == "[]"
 
 
+@needs_tensorflow
 def test_cpu_profile_passes_end_to_end(mnist_dir, tmp_path):
     """The main job on this machine: both CPU frameworks, real MNIST training, quick bars."""
     proc = run_envcheck(

@@ -23,7 +23,16 @@ def torch_build(ctx: Context) -> CheckResult:
     cuda = d.get("cuda_build")
     figures = {
         k: d.get(k)
-        for k in ("version", "cuda_build", "cudnn_compile", "cudnn_runtime", "nccl", "arch_list")
+        for k in (
+            "version",
+            "cuda_build",
+            "cudnn_compile",
+            "cudnn_loaded",
+            "cudnn_runtime",
+            "cudnn_error",
+            "nccl",
+            "arch_list",
+        )
     }
     if cuda is None:
         if ctx.gpu_expected:
@@ -46,7 +55,9 @@ def torch_build(ctx: Context) -> CheckResult:
             return failed(
                 CAT, "torch", f"PyTorch built with CUDA {cuda}", dx.cause, dx.fix, figures=figures
             )
-    dx = diagnose.cudnn_mismatch(d.get("cudnn_compile"), d.get("cudnn_runtime"))
+    # compiled and loaded as torch gives them (tuples); facts without "cudnn_loaded" have the int
+    loaded = d.get("cudnn_loaded") or d.get("cudnn_runtime")
+    dx = diagnose.cudnn_mismatch(d.get("cudnn_compile"), loaded, d.get("cudnn_error"))
     if dx:
         return failed(
             CAT,
@@ -57,7 +68,7 @@ def torch_build(ctx: Context) -> CheckResult:
             figures=figures,
         )
     msg = (
-        f"PyTorch {d['version']}: CUDA {cuda}, cuDNN {d.get('cudnn_runtime')}, "
+        f"PyTorch {d['version']}: CUDA {cuda}, cuDNN {_cudnn_text(loaded)}, "
         f"NCCL {d.get('nccl')}, archs {' '.join(d.get('arch_list') or [])}"
     )
     if not ctx.gpu_expected:
@@ -123,6 +134,11 @@ def tf_build(ctx: Context) -> CheckResult:
         f"{info.get('cudnn_version')}, archs {' '.join(archs)}",
         figures=figures,
     )
+
+
+def _cudnn_text(version) -> str:
+    parsed = diagnose.cudnn_version(version)
+    return ".".join(map(str, parsed)) if parsed else "none"
 
 
 def _cuda_profile(ctx: Context) -> str:

@@ -23,6 +23,16 @@ def gpus(ctx: Context) -> CheckResult:
         if ctx.gpu_expected:
             return failed(CAT, "gpus", "no usable NVIDIA GPU", dx.cause, dx.fix)
         return skipped(CAT, "gpus", dx.cause)
+    if not nvml.get("available"):
+        # NVML answered nothing usable (a query failed, or no binding): no data, not a verdict
+        return warned(
+            CAT,
+            "gpus",
+            "NVML gave no data on the driver and GPUs",
+            f"NVML is unavailable ({nvml.get('error')}), so the driver version and the GPUs' "
+            "modes are unknown",
+            "check the driver with `nvidia-smi`; the framework checks below still test the GPU",
+        )
     need = ctx.profile.cuda_major
     devices = []
     for g in nvml["gpus"]:

@@ -9,6 +9,22 @@ from .registry import Context, register
 CAT = "environment"
 
 
+@register(CAT, "profile")
+def profile(ctx: Context) -> CheckResult:
+    """What this run verifies, and why: named, or inferred from the installed builds."""
+    p = ctx.profile
+    if p.wants_gpu:
+        what = f"CUDA {p.cuda_major} builds on a GPU"
+    else:
+        what = "a GPU (--require-gpu)" if ctx.require_gpu else "the CPU"
+    source = ctx.profile_source
+    if not source.startswith("inferred"):
+        source = f"from {source}" if source else "as given"
+    return passed(
+        CAT, "profile", f"profile {p.name}: {', '.join(ctx.frameworks)} on {what} ({source})"
+    )
+
+
 @register(CAT, "python")
 def python(ctx: Context) -> CheckResult:
     env = ctx.data("environment")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from ..model import CheckResult, failed, passed
+from ..model import CheckResult, failed, passed, skipped
 from .registry import Context, register
 
 CAT = "imports"
+# What envcheck itself imports (MNIST loading); the rest of the scientific stack is the env's.
+ENVCHECK_NEEDS = ("numpy",)
 
 
 @register(CAT, "torch", framework="torch")
@@ -48,13 +50,23 @@ def _science_check(module: str):
     def check(ctx: Context) -> CheckResult:
         m = ctx.data("science")["modules"][module]
         if not m["ok"]:
-            return failed(
-                CAT,
-                module,
-                f"{module} does not import",
-                m["error"],
-                f"reinstall the env from the lock (pixi install); {module} is in every env",
-            )
+            in_env = bool(ctx.data("environment").get("conda_prefix"))
+            missing = m["error"].startswith("ModuleNotFoundError")
+            if missing and not in_env and module not in ENVCHECK_NEEDS:
+                # the pixi envs ship it; a plain pip install of envcheck does not need it
+                return skipped(
+                    CAT,
+                    module,
+                    f"{module} is not installed; outside a pixi/conda env it is not checked "
+                    "(the envs ship it, envcheck does not need it)",
+                )
+            if in_env:
+                fix = f"reinstall the env from the lock (pixi install); {module} is in every env"
+            elif missing:
+                fix = f"pip install {module} (envcheck needs it to load MNIST)"
+            else:
+                fix = f"reinstall it: pip install --force-reinstall {module}"
+            return failed(CAT, module, f"{module} does not import", m["error"], fix)
         return passed(
             CAT,
             module,

@@ -62,6 +62,8 @@ class Context:
     # Gathers one probe's facts on first use (a subprocess), or looks them up when replaying.
     gather: Callable[[Context, str], ProbeOutcome]
     facts: dict[str, ProbeOutcome] = field(default_factory=dict)
+    # where the profile came from, for the report: --expect, $ENVCHECK_PROFILE or inferred
+    profile_source: str = ""
 
     @property
     def gpu_expected(self) -> bool:

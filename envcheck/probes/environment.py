@@ -10,8 +10,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Libraries whose copies outside the env shadow the env's own when on LD_LIBRARY_PATH.
-SHADOW_PATTERNS = ("libcudart.so*", "libcudnn*.so*", "libcublas.so*", "libnccl.so*", "libcuda.so*")
+# CUDA toolkit and cuDNN libraries whose copies outside the env shadow the env's own when on
+# LD_LIBRARY_PATH. Not the driver's own libcuda / libnvidia-ml: the env has no copy of those,
+# and a driver folder on LD_LIBRARY_PATH (/usr/local/nvidia/lib64 in containers) is normal.
+SHADOW_PATTERNS = (
+    "libcudart.so*",
+    "libcudnn*.so*",
+    "libcublas*.so*",
+    "libcufft*.so*",
+    "libcurand.so*",
+    "libcusolver*.so*",
+    "libcusparse*.so*",
+    "libnvrtc*.so*",
+    "libnvJitLink.so*",
+    "libnccl.so*",
+)
 # conda packages whose build strings tell which variant is installed.
 KEY_PACKAGES = (
     "python",

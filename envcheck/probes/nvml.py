@@ -1,4 +1,4 @@
-"""Driver and GPU facts from NVML (nvidia-ml-py), never from nvidia-smi text or nvcc.
+"""Driver and GPU facts from NVML (nvidia-ml-py or ctypes), never from nvidia-smi text or nvcc.
 
 Runs in a subprocess: a wedged driver can hang NVML calls.
 """
@@ -14,23 +14,37 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def gather(args: dict[str, Any]) -> dict[str, Any]:
+def binding():
+    """nvidia-ml-py's pynvml where installed, else the ctypes fallback over the driver's NVML.
+
+    conda-forge environments may lack nvidia-ml-py; libnvidia-ml ships with every driver.
+    """
     try:
         import pynvml
+
+        return pynvml, "nvidia-ml-py"
     except ImportError:
-        return {
-            "available": False,
-            "reason": "binding_missing",
-            "error": "the nvidia-ml-py package (module pynvml) is not installed",
-        }
+        from .nvml_ctypes import CtypesNvml
+
+        return CtypesNvml(), "ctypes"
+
+
+def gather(args: dict[str, Any]) -> dict[str, Any]:
+    """NVML's view of the driver and GPUs. NVML unavailable is data (no GPU facts), not a crash."""
+    nv, name = binding()
     try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return {"available": False, "reason": "no_driver", "error": _text(exc)}
+        nv.nvmlInit()
+    except Exception as exc:  # library missing, driver not loaded, no permission, ...
+        return {"available": False, "reason": "no_driver", "binding": name, "error": _text(exc)}
     try:
-        return {"available": True, **_read_all(pynvml)}
+        return {"available": True, "binding": name, **_read_all(nv)}
+    except Exception as exc:  # a query NVML itself fails: no facts, said as such
+        return {"available": False, "reason": "query_failed", "binding": name, "error": _text(exc)}
     finally:
-        pynvml.nvmlShutdown()
+        try:
+            nv.nvmlShutdown()
+        except Exception:
+            pass
 
 
 def _optional(nv, name: str, *args, default=None):

@@ -28,6 +28,19 @@ class _Memory(ctypes.Structure):
     ]
 
 
+class _ProcessInfo(ctypes.Structure):
+    # nvmlProcessInfo_t as nvmlDeviceGetComputeRunningProcesses_v3 fills it (NVML 12+)
+    _fields_ = [
+        ("pid", ctypes.c_uint),
+        ("usedGpuMemory", ctypes.c_ulonglong),
+        ("gpuInstanceId", ctypes.c_uint),
+        ("computeInstanceId", ctypes.c_uint),
+    ]
+
+
+NVML_ERROR_INSUFFICIENT_SIZE = 7
+
+
 class CtypesNvml:
     NVMLError = NVMLError
 
@@ -37,7 +50,16 @@ class CtypesNvml:
     def _call(self, name: str, *args) -> None:
         rc = getattr(self._lib, name)(*args)
         if rc != 0:
-            raise NVMLError(f"{name} returned NVML error {rc}")
+            raise NVMLError(f"{name}: {self._error_string(rc)}")
+
+    def _error_string(self, rc: int) -> str:
+        # NVML's own words for the code, as pynvml gives them ("Driver Not Loaded", ...)
+        try:
+            fn = self._lib.nvmlErrorString
+            fn.restype = ctypes.c_char_p
+            return f"{fn(rc).decode()} (NVML error {rc})"
+        except Exception:
+            return f"NVML error {rc}"
 
     def nvmlInit(self) -> None:
         for name in LIBRARY_NAMES:
@@ -107,3 +129,19 @@ class CtypesNvml:
 
     def nvmlDeviceGetPersistenceMode(self, h) -> int:
         return self._int("nvmlDeviceGetPersistenceMode", h)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h) -> list[SimpleNamespace]:
+        """The compute processes on the GPU (their count tells a busy exclusive GPU)."""
+        name = "nvmlDeviceGetComputeRunningProcesses_v3"
+        count = ctypes.c_uint(0)
+        rc = getattr(self._lib, name)(h, ctypes.byref(count), None)
+        if rc == 0:
+            return []
+        if rc != NVML_ERROR_INSUFFICIENT_SIZE:
+            raise NVMLError(f"{name}: {self._error_string(rc)}")
+        infos = (_ProcessInfo * (count.value + 8))()  # room for processes starting meanwhile
+        count = ctypes.c_uint(len(infos))
+        self._call(name, h, ctypes.byref(count), infos)
+        return [
+            SimpleNamespace(pid=p.pid, usedGpuMemory=p.usedGpuMemory) for p in infos[: count.value]
+        ]

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 
+def log_library_loads() -> None:
+    """Make TF name the GPU libraries it cannot load, on stderr, for the parent to read.
+
+    TF (xla/tsl dso_loader.cc) logs "Could not load dynamic library 'libcudnn.so.9'; dlerror:
+    ..." only as VLOG(1), and VLOG lines need INFO logging on; its WARNING "Cannot dlopen some
+    GPU libraries" names none. So: INFO on, level 1 for dso_loader alone, in this process only.
+    """
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    vmodule = os.environ.get("TF_CPP_VMODULE")
+    os.environ["TF_CPP_VMODULE"] = f"{vmodule},dso_loader=1" if vmodule else "dso_loader=1"
+
+
 def facts(args: dict[str, Any]) -> dict[str, Any]:
+    log_library_loads()  # before TF reads its logging settings, at import
     start = time.perf_counter()
     import tensorflow as tf
 

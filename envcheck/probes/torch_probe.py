@@ -31,8 +31,7 @@ def facts(args: dict[str, Any]) -> dict[str, Any]:
     if torch.version.cuda is None:
         return out
     out["arch_list"] = torch.cuda.get_arch_list()
-    out["cudnn_compile"] = _safe(lambda: torch._C._cudnn.getCompileVersion())
-    out["cudnn_runtime"] = _safe(torch.backends.cudnn.version)
+    out.update(_cudnn_facts(torch))
     out["nccl"] = _safe(lambda: ".".join(map(str, torch.cuda.nccl.version())))
     out["init_error"] = _cuda_init_error(torch)
     out["cuda_available"] = torch.cuda.is_available()
@@ -51,6 +50,25 @@ def facts(args: dict[str, Any]) -> dict[str, Any]:
                     "uuid": str(getattr(p, "uuid", "")) or None,
                 }
             )
+    return out
+
+
+def _cudnn_facts(torch) -> dict[str, Any]:
+    """cuDNN as torch reports it: compiled and loaded as tuples, version() as an int.
+
+    version() raises when torch finds the loaded cuDNN incompatible (its own rule), and only
+    on the first call: later calls return the int. So it is called once, here, first.
+    """
+    out: dict[str, Any] = {
+        "cudnn_compile": _safe(lambda: torch._C._cudnn.getCompileVersion()),
+        "cudnn_loaded": _safe(lambda: torch._C._cudnn.getRuntimeVersion()),
+        "cudnn_runtime": None,
+        "cudnn_error": None,
+    }
+    try:
+        out["cudnn_runtime"] = torch.backends.cudnn.version()
+    except Exception as exc:  # torch's compatibility verdict, in its own words
+        out["cudnn_error"] = f"{type(exc).__name__}: {exc}".strip()[:600]
     return out
 
 
@@ -115,10 +133,13 @@ def _conv_check(torch, device: str) -> dict[str, Any]:
 
 
 def _autocast_check(torch, device: str) -> dict[str, Any]:
+    from envcheck.training import low_precision
+
     dev_type = "cuda" if device.startswith("cuda") else "cpu"
-    dtype = torch.bfloat16
-    if dev_type == "cuda" and not torch.cuda.is_bf16_supported():
-        dtype = torch.float16
+    gpu = dev_type == "cuda"
+    dtype = getattr(
+        torch, low_precision(gpu, torch.cuda.get_device_capability(device) if gpu else None)
+    )
     gen = torch.Generator().manual_seed(2)
     a = torch.randn(256, 256, generator=gen).to(device)
     b = torch.randn(256, 256, generator=gen).to(device)

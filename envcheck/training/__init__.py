@@ -36,6 +36,19 @@ CURVE_POINTS_FULL = 8
 CURVE_POINTS_QUICK = 3
 
 
+# bf16 runs natively from Ampere (compute capability 8.0) on; older GPUs train in fp16 with
+# loss scaling. Decided by capability, not torch.cuda.is_bf16_supported(): recent PyTorch
+# answers True on pre-Ampere GPUs too (emulated bf16), so the fp16 path would never run.
+BF16_MIN_CAPABILITY = (8, 0)
+
+
+def low_precision(on_gpu: bool, capability: tuple[int, int] | None) -> str:
+    """The mixed-precision dtype name for a device: "bfloat16", or "float16" on pre-Ampere GPUs."""
+    if on_gpu and capability is not None and tuple(capability) < BF16_MIN_CAPABILITY:
+        return "float16"
+    return "bfloat16"
+
+
 def settings(args: dict, on_gpu: bool) -> dict:
     """Normalise the optional args shared by both frameworks."""
     # A key given as None (JSON null) means "default", like a missing key.

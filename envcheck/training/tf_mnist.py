@@ -13,7 +13,15 @@ import time
 import numpy as np
 
 from envcheck.errors import EnvcheckError
-from envcheck.training import cpu_name, load_data, result, settings, timed_steps, total_steps
+from envcheck.training import (
+    cpu_name,
+    load_data,
+    low_precision,
+    result,
+    settings,
+    timed_steps,
+    total_steps,
+)
 
 MEAN, STD = 0.1307, 0.3081
 EVAL_BATCH = 2500
@@ -104,13 +112,11 @@ def _device(tf, requested: str | None) -> tuple[str, str]:
 
 
 def _mixed_policy(tf, device: str) -> str:
-    # bf16 needs compute capability 8.0+ on NVIDIA GPUs; older ones get float16.
+    capability = None
     if device == "gpu":
         gpu = tf.config.list_physical_devices("GPU")[0]
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-        if capability and tuple(capability) < (8, 0):
-            return "mixed_float16"
-    return "mixed_bfloat16"
+    return "mixed_" + low_precision(device == "gpu", capability)
 
 
 def _to_device(tf, images: np.ndarray, labels: np.ndarray):

@@ -11,7 +11,15 @@ import contextlib
 import time
 
 from envcheck.errors import EnvcheckError
-from envcheck.training import cpu_name, load_data, result, settings, timed_steps, total_steps
+from envcheck.training import (
+    cpu_name,
+    load_data,
+    low_precision,
+    result,
+    settings,
+    timed_steps,
+    total_steps,
+)
 
 MEAN, STD = 0.1307, 0.3081
 EVAL_BATCH = 2500
@@ -81,10 +89,10 @@ def _device_name(torch, device) -> str:
 
 
 def _autocast_dtype(torch, device):
-    # bf16 needs no loss scaling; pre-Ampere GPUs lack it, so they get fp16 with a scaler.
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
+    # bf16 needs no loss scaling; pre-Ampere GPUs get fp16 with a scaler (by capability).
+    gpu = device.type == "cuda"
+    capability = torch.cuda.get_device_capability(device) if gpu else None
+    return getattr(torch, low_precision(gpu, capability))
 
 
 def _autocast(torch, device, dtype):
