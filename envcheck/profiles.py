@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from .errors import EnvcheckError
 
@@ -19,6 +19,12 @@ class Profile:
     frameworks: tuple[str, ...]
     # The build-string prefix conda-forge uses for this CUDA line (what to install instead).
     build_hint: str
+    # where the choice came from: "--expect", "$ENVCHECK_PROFILE" or "default" (none named)
+    source: str = field(default="default", compare=False)
+
+    @property
+    def named(self) -> bool:
+        return self.source != "default"
 
     @property
     def wants_gpu(self) -> bool:
@@ -36,11 +42,11 @@ PROFILES = {
 def resolve_profile(name: str | None) -> Profile:
     """--expect, else $ENVCHECK_PROFILE (set by the pixi env on activation), else cpu."""
     chosen = name or os.environ.get(PROFILE_ENV) or "cpu"
+    source = "--expect" if name else f"${PROFILE_ENV}" if os.environ.get(PROFILE_ENV) else "default"
     try:
-        return PROFILES[chosen]
+        return replace(PROFILES[chosen], source=source)
     except KeyError:
         known = ", ".join(PROFILES)
-        source = "--expect" if name else f"${PROFILE_ENV}"
         raise EnvcheckError(
             f"unknown profile {chosen!r} (from {source}); choose one of: {known}", exit_code=2
         ) from None
