@@ -193,3 +193,30 @@ def test_framework_that_does_not_import_is_reported_once():
         assert by_id[cid].status is Status.SKIP
         assert by_id[cid].message == "not run: probe torch.facts failed (see imports.torch)"
     assert report.exit_code == 1
+
+
+def test_xla_without_libdevice_fails_tensorflow_training_with_xla_flags_fix():
+    """XLA's own log line and error, as TF 2.19-2.21 print them when XLA_FLAGS is unset."""
+    facts = healthy_cuda12()
+    facts["environment"]["data"]["variables"].pop("XLA_FLAGS", None)
+    facts["tensorflow.train"] = {
+        **facts["tensorflow.facts"],
+        "target": "envcheck.training.tf_mnist:train",
+        "ok": False,
+        "data": None,
+        "failure": "error",
+        "error": "InternalError: libdevice not found at ./libdevice.10.bc [Op:__inference_step]",
+        "stderr": "W0000 external/local_xla/xla/service/gpu/llvm_gpu_backend/"
+        "nvptx_backend.cc:93] Can't find libdevice directory ${CUDA_DIR}/nvvm/libdevice. "
+        "This may result in compilation or runtime failures\n",
+    }
+    recorded = {k: ProbeOutcome.from_dict(v) for k, v in facts.items()}
+    checks = [c for c in REGISTRY if c.check_id == "training.tensorflow"]
+    report, _ = verify(
+        PROFILES["cuda12"], ("tensorflow",), False, Options(), recorded=recorded, checks=checks
+    )
+    result = report.checks[0]
+    assert result.status is Status.FAIL and result.message == "XLA cannot find libdevice"
+    assert "XLA_FLAGS is unset" in result.cause
+    assert "XLA_FLAGS=--xla_gpu_cuda_data_dir=$CONDA_PREFIX" in result.fix
+    assert diagnose.xla_libdevice_missing("InternalError: shapes differ", {}) is None
