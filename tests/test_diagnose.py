@@ -220,3 +220,9 @@ def test_xla_without_libdevice_fails_tensorflow_training_with_xla_flags_fix():
     assert "XLA_FLAGS is unset" in result.cause
     assert "XLA_FLAGS=--xla_gpu_cuda_data_dir=$CONDA_PREFIX" in result.fix
     assert diagnose.xla_libdevice_missing("InternalError: shapes differ", {}) is None
+
+
+def test_keras_import_time_is_reported():
+    checks, _ = replay(healthy_cuda12())
+    keras = checks["imports.keras"]
+    assert keras.message == "keras 3.10.0 in 0.0 s" and keras.figures["seconds"] == 0.0
