@@ -62,10 +62,11 @@ def summarize(row: dict, measured_at: str) -> dict:
 
 def record(path: Path, machine: str, runs: list[dict]) -> dict:
     """Merge ``runs`` into the results file: they replace the file's runs of the same
-    framework, device and mode (a re-measurement), others stay."""
+    framework, device, mode and seed (a re-measurement), others stay, so the seeds of a row
+    can be measured one invocation at a time."""
     old = load(path) if path.is_file() else {"machine": machine, "runs": []}
-    keys = {_key(r) for r in runs}
-    kept = [r for r in old["runs"] if _key(r) not in keys]
+    keys = {(*_key(r), r["seed"]) for r in runs}
+    kept = [r for r in old["runs"] if (*_key(r), r["seed"]) not in keys]
     return {"machine": machine, "runs": sorted(kept + runs, key=_order)}
 
 
