@@ -110,7 +110,7 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
             [
                 f"{FRAMEWORK_LABEL.get(framework, framework)} {first['framework_version']}",
                 first.get("device_name") or device,
-                f"{mode} ({first['train_images'] // 1000}k images, {first['epochs']} epoch"
+                f"{mode} ({round(first['train_images'] / 1000)}k images, {first['epochs']} epoch"
                 + ("s)" if first["epochs"] > 1 else ")"),
                 seed_text if len(seeds) > 1 else str(seeds[0]),
                 _span([100 * r["test_accuracy"] for r in group], "{:.2f}", "%"),
