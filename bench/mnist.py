@@ -6,11 +6,17 @@ build and training all included in ``wall_seconds``), exactly as verify runs it.
     python bench/mnist.py                          # both frameworks, GPU if any, else CPU
     python bench/mnist.py --framework torch --device cpu --full --json out.json
     python bench/mnist.py --framework torch --verify   # also time a whole cold `verify`
+
+The README's benchmark table is derived from recorded runs (see readme_table.py):
+
+    python bench/mnist.py --device cpu --quick --seeds 0-3 --record bench/results/cpu.json
+    python bench/mnist.py --table                  # rewrite the table from bench/results/
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -27,6 +33,9 @@ from envcheck.fileio import write_atomic  # noqa: E402
 from envcheck.profiles import KNOWN_FRAMEWORKS  # noqa: E402
 from envcheck.runner import run_probe  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+import readme_table  # noqa: E402
+
 
 def time_to(curve: list[dict], target: float) -> dict | None:
     """The first curve point at or above ``target`` accuracy (None: never reached)."""
@@ -36,8 +45,22 @@ def time_to(curve: list[dict], target: float) -> dict | None:
     return None
 
 
-def bench_one(framework: str, ns: argparse.Namespace) -> dict:
-    args = {"seed": ns.seed, "mixed_precision": ns.mixed_precision, "download": not ns.offline}
+def seed_list(text: str) -> list[int]:
+    """'0-3' -> [0, 1, 2, 3]; '0,2' -> [0, 2]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            seeds.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed list like 0-3 or 0,2") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def bench_one(framework: str, seed: int, ns: argparse.Namespace) -> dict:
+    args = {"seed": seed, "mixed_precision": ns.mixed_precision, "download": not ns.offline}
     for key in ("device", "data_dir", "epochs", "quick"):
         if getattr(ns, key) is not None:
             args[key] = getattr(ns, key)
@@ -115,7 +138,7 @@ def print_row(row: dict) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--framework", choices=[*KNOWN_FRAMEWORKS, "both"], default="both")
     p.add_argument("--device", help="cuda/gpu or cpu (default: GPU if the framework sees one)")
@@ -132,7 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         "--full", dest="quick", action="store_false", help="the full run (default on GPU)"
     )
     p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds",
+        "--seed",
+        type=seed_list,
+        default=[0],
+        metavar="LIST",
+        help="seeds to run, e.g. 0 or 0-3 or 0,2 (default 0)",
+    )
     p.add_argument(
         "--mixed-precision",
         action="store_true",
@@ -143,26 +173,82 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--verify",
         action="store_true",
-        help="also time a whole cold `envcheck verify --framework F` per framework",
+        help="also time a whole cold `envcheck verify --framework F` per framework and seed",
     )
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    ns = p.parse_args(argv)
+    p.add_argument(
+        "--record",
+        metavar="FILE",
+        type=Path,
+        help="store the runs' figures in FILE (bench/results/NAME.json) and rewrite the "
+        "README table from bench/results/",
+    )
+    p.add_argument("--machine", help="the machine, as the table names it (with --record)")
+    p.add_argument(
+        "--table",
+        action="store_true",
+        help="run nothing: rewrite the README table from bench/results/ and print it",
+    )
+    return p
+
+
+def write_table() -> str:
+    """Rewrite the README's benchmark table from bench/results/*.json; return it."""
+    table = readme_table.render(readme_table.load_all())
+    text = readme_table.README.read_text(encoding="utf-8")
+    write_atomic(readme_table.README, readme_table.splice(text, table))
+    return table
+
+
+def default_machine(rows: list[dict]) -> str:
+    names = sorted({r["result"].get("device_name") or r["result"]["device"] for r in rows})
+    return f"{', '.join(names)}, {os.cpu_count()} CPU cores visible"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    if ns.table:
+        print(write_table(), end="")
+        return 0
+    if ns.record is not None and ns.record.suffix != ".json":
+        print(f"bench: --record takes a .json file, not {ns.record}", file=sys.stderr)
+        return 2
 
     frameworks = list(KNOWN_FRAMEWORKS) if ns.framework == "both" else [ns.framework]
     rows = []
     for framework in frameworks:
-        row = bench_one(framework, ns)
-        print_row(row)
-        if ns.verify:
-            row.update(bench_verify(framework, ns))
-            print(
-                f"  verify (cold)     {row['verify_wall_seconds']:.1f} s, "
-                f"{row['verify_status']} (exit {row['verify_exit_code']})"
-            )
-        rows.append(row)
+        for seed in ns.seeds:
+            row = bench_one(framework, seed, ns)
+            print(f"seed {seed}: ", end="")
+            print_row(row)
+            if ns.verify:
+                row.update(bench_verify(framework, ns))
+                print(
+                    f"  verify (cold)     {row['verify_wall_seconds']:.1f} s, "
+                    f"{row['verify_status']} (exit {row['verify_exit_code']})"
+                )
+            rows.append(row)
     if ns.json:
         write_atomic(ns.json, json.dumps({"runs": rows}, indent=2) + "\n")
-    return 0 if all(row["ok"] and row.get("verify_exit_code", 0) == 0 for row in rows) else 1
+    ok = all(row["ok"] and row.get("verify_exit_code", 0) == 0 for row in rows)
+    measured = [r for r in rows if r["ok"]]
+    if measured:
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        summaries = [readme_table.summarize(r, now) for r in measured]
+        recorded = ns.record is not None and ns.record.is_file()
+        machine = ns.machine or (readme_table.load(ns.record)["machine"] if recorded else None)
+        data = {"machine": machine or default_machine(measured), "runs": summaries}
+        print()
+        print(readme_table.render([data]), end="")
+    if ns.record is not None:
+        if not ok:
+            print("bench: a run failed; nothing recorded", file=sys.stderr)
+            return 1
+        merged = readme_table.record(ns.record, data["machine"], summaries)
+        write_atomic(ns.record, json.dumps(merged, indent=2) + "\n")
+        write_table()
+        print(f"bench: recorded in {ns.record}; README table rewritten")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

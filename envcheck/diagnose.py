@@ -324,3 +324,23 @@ def gpu_unusable(
         "check `nvidia-smi`, that the container was started with GPU access (--gpus all), and "
         "CUDA_VISIBLE_DEVICES",
     )
+
+
+def xla_libdevice_missing(output: str, variables: dict[str, Any]) -> Diagnosis | None:
+    """XLA (TensorFlow's GPU compiler) looks for CUDA's libdevice under a system CUDA path.
+
+    XLA logs "Can't find libdevice directory ${CUDA_DIR}/nvvm/libdevice" and the step then
+    fails with "libdevice not found at ./libdevice.10.bc". ``output``: the probe's stderr and
+    error text; ``variables``: the environment facts' steering variables (XLA_FLAGS).
+    """
+    if "Can't find libdevice directory" not in output and "libdevice not found" not in output:
+        return None
+    flags = variables.get("XLA_FLAGS")
+    now = f"XLA_FLAGS is {flags!r}" if flags else "XLA_FLAGS is unset"
+    return Diagnosis(
+        "XLA cannot find libdevice (nvvm/libdevice/libdevice.10.bc): it looks for a system "
+        f"CUDA instead of the environment's ({now})",
+        "set XLA_FLAGS=--xla_gpu_cuda_data_dir=$CONDA_PREFIX (the cuda12 pixi environment sets "
+        "it on activation; export it in a conda env); if it is set, reinstall the environment "
+        "from the lock so that $CONDA_PREFIX/nvvm/libdevice exists",
+    )

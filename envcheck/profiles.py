@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from .errors import EnvcheckError
 
@@ -22,6 +22,12 @@ class Profile:
     # Subdirs where this profile's envs hold every framework above; elsewhere they hold
     # PyTorch alone (no TensorFlow build there fits, see pixi.toml). Empty: every subdir.
     full_subdirs: tuple[str, ...] = ()
+    # where the choice came from: "--expect", "$ENVCHECK_PROFILE" or "default" (none named)
+    source: str = field(default="default", compare=False)
+
+    @property
+    def named(self) -> bool:
+        return self.source != "default"
 
     @property
     def wants_gpu(self) -> bool:
@@ -45,11 +51,11 @@ PROFILES = {
 def resolve_profile(name: str | None) -> Profile:
     """--expect, else $ENVCHECK_PROFILE (set by the pixi env on activation), else cpu."""
     chosen = name or os.environ.get(PROFILE_ENV) or "cpu"
+    source = "--expect" if name else f"${PROFILE_ENV}" if os.environ.get(PROFILE_ENV) else "default"
     try:
-        return PROFILES[chosen]
+        return replace(PROFILES[chosen], source=source)
     except KeyError:
         known = ", ".join(PROFILES)
-        source = "--expect" if name else f"${PROFILE_ENV}"
         raise EnvcheckError(
             f"unknown profile {chosen!r} (from {source}); choose one of: {known}", exit_code=2
         ) from None

@@ -42,7 +42,8 @@ def probe_args(ctx: Context, name: str) -> dict[str, Any]:
 
 def gather_live(ctx: Context, name: str) -> ProbeOutcome:
     if name == "environment":
-        return ProbeOutcome("environment", True, data=environment.gather())
+        named = ctx.profile.name if ctx.profile.named else None
+        return ProbeOutcome("environment", True, data=environment.gather(lock_env=named))
     spec = PROBES[name]
     return run_probe(spec.target, probe_args(ctx, name), spec.timeout * ctx.options.timeout_scale)
 

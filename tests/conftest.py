@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+import envcheck.verify
 from envcheck.errors import EnvcheckError
 from envcheck.mnist import locate_mnist
+from envcheck.profiles import FRAMEWORKS_ENV, KNOWN_FRAMEWORKS
+from envcheck.report import json_report, junit
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -61,14 +68,41 @@ def snapshot_dir() -> Path:
     return SNAPSHOT_DIR
 
 
+def _frameworks_here() -> tuple[str, ...]:
+    """The frameworks this environment has: $ENVCHECK_FRAMEWORKS (what the pixi env sets for
+    its platform, e.g. torch alone on osx-arm64 and win-64), else those that are installed."""
+    named = os.environ.get(FRAMEWORKS_ENV)
+    if named:
+        return tuple(f.strip() for f in named.split(",") if f.strip() in KNOWN_FRAMEWORKS)
+    return tuple(f for f in KNOWN_FRAMEWORKS if importlib.util.find_spec(f) is not None)
+
+
+# Tests run and assert on these frameworks only, so the suite passes without TensorFlow.
+FRAMEWORKS = _frameworks_here()
+
+
+def needs_framework(name: str):
+    how = f"${FRAMEWORKS_ENV} names {','.join(FRAMEWORKS) or 'none'}"
+    if not os.environ.get(FRAMEWORKS_ENV):
+        how = "not installed"
+    return pytest.mark.skipif(
+        name not in FRAMEWORKS, reason=f"{name} is not in this environment ({how})"
+    )
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without envcheck's steering variables, plus ``extra``."""
+    """The caller's environment without envcheck's steering variables, plus ``extra``.
+
+    ENVCHECK_FRAMEWORKS is set to the frameworks this environment has, so a plain `verify`
+    checks those (and nothing that is absent here), as the pixi env's activation would.
+    """
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("ENVCHECK_")
         and k not in ("GITHUB_STEP_SUMMARY", "CONDA_PREFIX", "PIXI_ENVIRONMENT_NAME")
     }
+    env[FRAMEWORKS_ENV] = ",".join(FRAMEWORKS)
     env.update(extra)
     return env
 
@@ -76,7 +110,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 def run_envcheck(
     *args: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "envcheck", *args],
         cwd=cwd or REPO,
         env=env if env is not None else clean_env(),
@@ -84,6 +118,9 @@ def run_envcheck(
         text=True,
         timeout=timeout,
     )
+    if args[:1] == ("verify",):
+        validate_written_reports(args, cwd or REPO)
+    return proc
 
 
 def closed_port_url() -> str:
@@ -184,3 +221,49 @@ def without_nvidia_ml_py(tmp_path) -> list[str]:
     """A path entry that hides nvidia-ml-py (module pynvml), as in conda-forge envs."""
     (tmp_path / "pynvml.py").write_text('raise ImportError("nvidia-ml-py is not installed")\n')
     return [str(tmp_path)]
+
+
+# --- Every report a test produces is validated here, not by hand in each test. -------------
+# Reports written by `envcheck verify --json/--junit` (run_envcheck) are validated as soon as
+# the run ends; reports built in-process by envcheck.verify.verify() when the test ends.
+
+REPORT_SCHEMA = json.loads(json_report.SCHEMA_PATH.read_text(encoding="utf-8"))
+JUNIT_XSD = json_report.SCHEMA_PATH.with_name("junit.xsd")
+
+
+def validate_json_report(text: str) -> None:
+    jsonschema.validate(json.loads(text), REPORT_SCHEMA)
+
+
+def validate_junit_report(text: str) -> None:
+    try:
+        import xmlschema  # in requirements/test.txt; the pixi envs (conda-forge) lack it
+    except ImportError:
+        ET.fromstring(text)  # there: well-formed only
+        return
+    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(text)
+
+
+def validate_written_reports(args: tuple[str, ...], cwd: Path) -> None:
+    for flag, validate in (("--json", validate_json_report), ("--junit", validate_junit_report)):
+        if flag in args[:-1]:
+            path = Path(cwd, args[args.index(flag) + 1])
+            if path.is_file():  # a usage error writes nothing, which other asserts check
+                validate(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def validate_reports(monkeypatch):
+    """Validate, at the end of the test, every report envcheck.verify.verify() built in it."""
+    built = []
+    real = envcheck.verify.Report
+
+    def record(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(envcheck.verify, "Report", record)
+    yield
+    for report in built:
+        validate_json_report(json_report.to_json(report))
+        validate_junit_report(junit.to_junit(report))

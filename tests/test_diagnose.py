@@ -589,3 +589,36 @@ def test_unknown_gpu_uuid_fails_devices_torch_with_the_cause():
     checks, _ = replay(facts, frameworks=("torch",))
     c = checks["devices.torch"]
     assert c.status is Status.FAIL and "CUDA_VISIBLE_DEVICES='GPU-deadbeef'" in c.cause
+
+
+def test_xla_without_libdevice_fails_tensorflow_training_with_xla_flags_fix():
+    """XLA's own log line and error, as TF 2.19-2.21 print them when XLA_FLAGS is unset."""
+    facts = healthy_cuda12()
+    facts["environment"]["data"]["variables"].pop("XLA_FLAGS", None)
+    facts["tensorflow.train"] = {
+        **facts["tensorflow.facts"],
+        "target": "envcheck.training.tf_mnist:train",
+        "ok": False,
+        "data": None,
+        "failure": "error",
+        "error": "InternalError: libdevice not found at ./libdevice.10.bc [Op:__inference_step]",
+        "stderr": "W0000 external/local_xla/xla/service/gpu/llvm_gpu_backend/"
+        "nvptx_backend.cc:93] Can't find libdevice directory ${CUDA_DIR}/nvvm/libdevice. "
+        "This may result in compilation or runtime failures\n",
+    }
+    recorded = {k: ProbeOutcome.from_dict(v) for k, v in facts.items()}
+    checks = [c for c in REGISTRY if c.check_id == "training.tensorflow"]
+    report, _ = verify(
+        PROFILES["cuda12"], ("tensorflow",), False, Options(), recorded=recorded, checks=checks
+    )
+    result = report.checks[0]
+    assert result.status is Status.FAIL and result.message == "XLA cannot find libdevice"
+    assert "XLA_FLAGS is unset" in result.cause
+    assert "XLA_FLAGS=--xla_gpu_cuda_data_dir=$CONDA_PREFIX" in result.fix
+    assert diagnose.xla_libdevice_missing("InternalError: shapes differ", {}) is None
+
+
+def test_keras_import_time_is_reported():
+    checks, _ = replay(healthy_cuda12())
+    keras = checks["imports.keras"]
+    assert keras.message == "keras 3.10.0 in 0.0 s" and keras.figures["seconds"] == 0.0

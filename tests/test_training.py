@@ -7,13 +7,12 @@ by bench/mnist.py, not tested.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
-from conftest import MNIST_DIR, REPO, needs_mnist
+from conftest import MNIST_DIR, REPO, needs_framework, needs_mnist
 
 from envcheck.checks.registry import PROBES
 from envcheck.runner import run_probe
@@ -22,15 +21,9 @@ from envcheck.training import BAR_QUICK, BATCH_SIZE, QUICK_IMAGES
 TIMEOUT_S = 600
 
 
-def needs(module: str):
-    return pytest.mark.skipif(
-        importlib.util.find_spec(module) is None, reason=f"{module} is not installed"
-    )
-
-
 FRAMEWORKS = [
-    pytest.param("torch", marks=needs("torch")),
-    pytest.param("tensorflow", marks=needs("tensorflow")),
+    pytest.param("torch", marks=needs_framework("torch")),
+    pytest.param("tensorflow", marks=needs_framework("tensorflow")),
 ]
 
 

@@ -94,13 +94,17 @@ def lock_drift(ctx: Context) -> CheckResult:
     if "skipped" in drift:
         return skipped(CAT, "lock_drift", drift["skipped"])
     findings = drift["findings"]
+    # which lock environment was compared, and why (recorded facts may predate "chosen_by")
+    which = f"environment {drift['env']!r}" + (
+        f" ({drift['chosen_by']})" if drift.get("chosen_by") else ""
+    )
     if findings:
         first = findings[0]
         return failed(
             CAT,
             "lock_drift",
-            f"{len(findings)} installed package(s) differ from {drift['lock']}",
+            f"{len(findings)} installed package(s) differ from pixi.lock {which}",
             first["cause"],
             first["fix"],
         )
-    return passed(CAT, "lock_drift", f"installed packages match pixi.lock ({drift['env']})")
+    return passed(CAT, "lock_drift", f"installed packages match pixi.lock {which}")

@@ -31,6 +31,11 @@ def _train(ctx: Context, framework: str) -> CheckResult:
         dx = diagnose.out_of_memory(exc.outcome.error)
         if dx:
             return failed(CAT, framework, "training ran out of GPU memory", dx.cause, dx.fix)
+        output = f"{exc.outcome.stderr}\n{exc.outcome.error or ''}"
+        variables = ctx.data("environment").get("variables", {})
+        dx = diagnose.xla_libdevice_missing(output, variables)
+        if dx:
+            return failed(CAT, framework, "XLA cannot find libdevice", dx.cause, dx.fix)
         raise
     bar = bar_for(ctx, framework, gpu)
     acc = d["test_accuracy"]

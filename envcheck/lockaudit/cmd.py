@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .core import audit, default_lock_for, sizes
-    from .drift import drift_findings, drift_skip_reason
+    from .drift import choose_lock_env, drift_findings, drift_skip_reason
     from .findings import has_errors
 
     check_output(args.json, "--json")  # before the audit, not after it
@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
         if reason:
             raise EnvcheckError(f"--drift: {reason}; run it inside `pixi run -e <env>`")
         env_name = args.env[0] if args.env and len(args.env) == 1 else None
+        if env_name is None:
+            choice = choose_lock_env(lock_path, prefix)
+            if choice.env is None:
+                raise EnvcheckError(f"--drift: {choice.reason}")
+            env_name = choice.env
         found = drift_findings(lock_path, prefix, env_name)
         drift = {"prefix": prefix, "findings": len(found)}
         findings += found

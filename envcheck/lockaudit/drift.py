@@ -12,6 +12,8 @@ import json
 import os
 import platform as _platform
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +36,87 @@ def current_subdir() -> str:
     return f"{sys.platform}-{machine}"
 
 
-def current_env_name(prefix: str | Path | None = None) -> str:
-    """$PIXI_ENVIRONMENT_NAME, else the name of a `.pixi/envs/<name>` prefix, else default."""
-    name = os.environ.get("PIXI_ENVIRONMENT_NAME")
+def pixi_env_name(
+    prefix: str | Path | None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """$PIXI_ENVIRONMENT_NAME, else the name of a `.pixi/envs/<name>` prefix, else None."""
+    name = (os.environ if environ is None else environ).get("PIXI_ENVIRONMENT_NAME")
     if name:
         return name
     if prefix:
         p = Path(prefix)
         if p.parent.name == "envs" and p.parent.parent.name == ".pixi":
             return p.name
-    return "default"
+    return None
+
+
+def current_env_name(prefix: str | Path | None = None) -> str:
+    """The active pixi environment's name (see pixi_env_name), else default."""
+    return pixi_env_name(prefix) or "default"
+
+
+def conda_base_reason(prefix: str | Path, environ: Mapping[str, str]) -> str | None:
+    """Why ``prefix`` is conda's own base environment (which `conda init` activates in every
+    shell), or None. Base was never installed from pixi.lock: comparing it says nothing."""
+    if environ.get("CONDA_DEFAULT_ENV") == "base" or Path(prefix, "condabin").is_dir():
+        return (
+            f"{prefix} is conda's base environment (auto-activated), not one installed from "
+            "pixi.lock; activate the project's environment to check drift"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class LockEnvChoice:
+    """Which lock environment an installed env is compared with, and why (None: not at all)."""
+
+    env: str | None
+    reason: str
+    pixi: bool = False  # the prefix is a pixi env (so `pixi reinstall` is the fix)
+
+
+def choose_lock_env(
+    lock_path: str | Path,
+    prefix: str | Path,
+    named: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LockEnvChoice:
+    """The active pixi env; else (conda's base env: none) the env ``named`` by the profile;
+    else the lock environment whose records for this machine the prefix matches best."""
+    environ = os.environ if environ is None else environ
+    pixi = pixi_env_name(prefix, environ)
+    if pixi:
+        return LockEnvChoice(pixi, "the active pixi environment", pixi=True)
+    base = conda_base_reason(prefix, environ)
+    if base:
+        return LockEnvChoice(None, base)
+    try:
+        lock = scan_lock(lock_path)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return LockEnvChoice(named or "default", "unreadable lock")  # drift_findings says why
+    if named and named in lock.envs:
+        return LockEnvChoice(named, "named by the profile")
+    installed, _ = installed_records(prefix)
+    subdir = current_subdir()
+    differences = {}
+    for env in sorted(lock.envs):
+        plat = _pick_platform(lock, env, subdir, installed)
+        if plat is not None:
+            locked = lock.records(env, plat)
+            differences[env] = (len(compare(env, plat, locked, installed)), len(locked))
+    if not differences:
+        return LockEnvChoice(None, f"pixi.lock has no environment for {subdir}")
+    # fewest differences; of twins (`default` is `cpu`), the one locks/explicit/ has files for
+    best = min(differences, key=lambda e: (differences[e][0], e == "default", e))
+    diff, total = differences[best]
+    if diff > total // 2:
+        return LockEnvChoice(
+            None,
+            f"{prefix} was not installed from pixi.lock (the closest environment, {best}, "
+            f"differs in {diff} of {total} packages); name the environment with --expect to "
+            "compare it anyway",
+        )
+    return LockEnvChoice(best, "the closest match by content")
 
 
 def default_lock_path() -> Path:
@@ -85,11 +158,13 @@ def drift_findings(
     prefix: str | Path,
     env_name: str | None = None,
     platform: str | None = None,
+    fix: str | None = None,
 ) -> list[Finding]:
     """Findings (check "drift") for the env at `prefix` against `lock_path`; [] when in sync.
 
     env_name: default $PIXI_ENVIRONMENT_NAME (see current_env_name). platform: a lock
-    platform name or subdir; default this machine's subdir.
+    platform name or subdir; default this machine's subdir. fix: how to restore the env
+    (default: `pixi reinstall`).
     """
     env = env_name or current_env_name(prefix)
     try:
@@ -127,11 +202,11 @@ def drift_findings(
         at.warning(
             name,
             f"unreadable conda-meta file {name}",
-            f"`pixi reinstall -e {env}`",
+            fix or f"`pixi reinstall -e {env}`",
         )
         for name in bad
     ]
-    return out + compare(env, plat, lock.records(env, plat), installed)
+    return out + compare(env, plat, lock.records(env, plat), installed, fix)
 
 
 def _pick_platform(
@@ -154,10 +229,14 @@ def _pick_platform(
 
 
 def compare(
-    env: str, plat: str, locked: dict[str, ScannedRecord], installed: dict[str, dict[str, Any]]
+    env: str,
+    plat: str,
+    locked: dict[str, ScannedRecord],
+    installed: dict[str, dict[str, Any]],
+    fix: str | None = None,
 ) -> list[Finding]:
     at = Scope(CHECK, env, plat)
-    fix = f"run `pixi reinstall -e {env}` to restore the locked environment"
+    fix = fix or f"run `pixi reinstall -e {env}` to restore the locked environment"
     out = []
     for name, rec in sorted(locked.items()):
         got = installed.get(name)

@@ -95,19 +95,41 @@ def shadowing_libraries(ld_path: str, prefix: str | None) -> list[dict[str, Any]
     return found
 
 
-def lock_drift(prefix: str | None, project_root: str | None, env_name: str | None) -> dict:
-    """Installed records vs pixi.lock for this env and platform, as plain data."""
-    from ..lockaudit import drift_findings, drift_skip_reason
+def lock_drift(
+    prefix: str | None,
+    project_root: str | None,
+    environ: dict[str, str],
+    named: str | None = None,
+) -> dict:
+    """Installed records vs pixi.lock, as plain data: which lock environment was compared
+    (the active pixi env, the one the profile names, or the closest by content) and why."""
+    from ..lockaudit.drift import choose_lock_env, current_subdir, drift_findings, drift_skip_reason
 
     lock = Path(project_root or os.getcwd(), "pixi.lock")
     reason = drift_skip_reason(lock, prefix)
     if reason:
         return {"skipped": reason}
-    findings = drift_findings(lock, prefix, env_name)
-    return {"lock": str(lock), "env": env_name, "findings": [f.to_dict() for f in findings]}
+    choice = choose_lock_env(lock, prefix, named, environ)
+    if choice.env is None:
+        return {"skipped": choice.reason}
+    fix = None
+    if not choice.pixi:
+        explicit = f"locks/explicit/{choice.env}-{current_subdir()}.txt"
+        fix = (
+            f"recreate the environment from the lock: `micromamba create -n {choice.env} -f "
+            f"{explicit}` (or `conda create -n {choice.env} --file {explicit}`)"
+        )
+    findings = drift_findings(lock, prefix, choice.env, fix=fix)
+    return {
+        "lock": str(lock),
+        "env": choice.env,
+        "chosen_by": choice.reason,
+        "findings": [f.to_dict() for f in findings],
+    }
 
 
-def gather(environ: dict[str, str] | None = None) -> dict[str, Any]:
+def gather(environ: dict[str, str] | None = None, lock_env: str | None = None) -> dict[str, Any]:
+    """lock_env: the lock environment the profile names (None: none named)."""
     env = dict(os.environ if environ is None else environ)
     prefix = env.get("CONDA_PREFIX")
     ld_path = env.get("LD_LIBRARY_PATH", "")
@@ -131,7 +153,5 @@ def gather(environ: dict[str, str] | None = None) -> dict[str, Any]:
         "shadowing": shadowing_libraries(ld_path, prefix),
         "variables": {k: env[k] for k in STEERING_VARS if k in env},
         "conda_packages": conda_packages(prefix),
-        "lock_drift": lock_drift(
-            prefix, env.get("PIXI_PROJECT_ROOT"), env.get("PIXI_ENVIRONMENT_NAME")
-        ),
+        "lock_drift": lock_drift(prefix, env.get("PIXI_PROJECT_ROOT"), env, lock_env),
     }
