@@ -90,7 +90,6 @@ def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
 # PyTorch (torch/csrc/cuda, since 1.x): "The NVIDIA driver on your system is too old (found
 # version 12080)". The number is the CUDA version the driver supports (cudaDriverGetVersion).
 _TORCH_DRIVER_TOO_OLD = re.compile(r"driver on your system is too old \(found version (\d+)\)")
-DOCTOR_HINT = "run `envcheck doctor` to see which env fits this machine"
 
 
 def driver_cuda_from_error(init_error: str | None) -> str | None:

@@ -32,7 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", metavar="FILE", type=Path, help="also write the answer as JSON")
     # Replay another machine's facts (a --json answer or its "facts"): for tests and support.
-    parser.add_argument("--facts", metavar="FILE", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--facts",
+        metavar="FILE",
+        type=Path,
+        help="judge another machine: the facts of its `doctor --json` answer instead of this one's",
+    )
 
 
 def _check_output(path: Path | None) -> None:
