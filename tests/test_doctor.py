@@ -327,10 +327,13 @@ def test_a_hung_nvml_is_named_as_such():
 
 
 def test_nvml_probe_reads_this_machine_without_nvidia_ml_py():
-    """Real NVML through the probe (ctypes when nvidia-ml-py is absent): GPUs or no driver."""
-    from envcheck.doctor.facts import nvml_probe
+    """Real NVML through doctor's probe (ctypes when nvidia-ml-py is absent): GPUs or no driver."""
+    import importlib
 
-    found = nvml_probe({})
+    from envcheck.doctor.facts import NVML_PROBE
+
+    module, function = NVML_PROBE.split(":")
+    found = getattr(importlib.import_module(module), function)({})
     if found["available"]:
         assert found["driver_version"] and all(g["compute_capability"] for g in found["gpus"])
     else:

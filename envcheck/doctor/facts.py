@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 NVML_TIMEOUT_S = 30.0  # a wedged driver can hang NVML; the probe runs in its own process
+# verify's NVML probe: nvidia-ml-py, else the driver's libnvidia-ml via ctypes (a bare Python)
+NVML_PROBE = "envcheck.probes.nvml:gather"
 
 # (sys.platform prefix, platform.machine()) -> conda subdir
 SUBDIRS = {
@@ -58,32 +60,12 @@ def platform_facts() -> dict[str, Any]:
     }
 
 
-def nvml_probe(args: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a subprocess (envcheck.worker): NVML through nvidia-ml-py, else the driver's
-    libnvidia-ml via ctypes (a bare Python has no nvidia-ml-py)."""
-    from ..probes import nvml
-    from ..probes.nvml_ctypes import CtypesNvml, NVMLError
-
-    found = nvml.gather(args)
-    if found.get("reason") != "binding_missing":
-        return found
-    nv = CtypesNvml()
-    try:
-        nv.nvmlInit()
-    except (NVMLError, OSError, AttributeError) as exc:
-        return {"available": False, "reason": "no_driver", "error": str(exc)}
-    try:
-        return {"available": True, **nvml._read_all(nv)}
-    finally:
-        nv.nvmlShutdown()
-
-
 def nvml_facts(system: str, timeout: float = NVML_TIMEOUT_S) -> dict[str, Any]:
     if system == "darwin":
         return {"available": False, "reason": "no_driver", "error": "macOS has no NVIDIA driver"}
     from ..runner import run_probe
 
-    outcome = run_probe("envcheck.doctor.facts:nvml_probe", {}, timeout=timeout)
+    outcome = run_probe(NVML_PROBE, {}, timeout=timeout)
     if outcome.ok:
         return outcome.data
     return {"available": False, "reason": "probe_failed", "error": outcome.describe_failure()}
