@@ -100,7 +100,7 @@ def run_probe(
             env=_child_env(extra_path or []),
             start_new_session=True,  # so a timeout can kill the probe's own children too
         )
-        stderr_reader = _TailReader(proc.stderr)
+        stderr_reader = TailReader(proc.stderr)
         try:
             try:
                 proc.wait(timeout=timeout)
@@ -161,14 +161,15 @@ def run_probe(
     )
 
 
-class _TailReader:
-    """Drain a probe's stderr while it runs, keeping only the last STDERR_KEPT bytes.
+class TailReader:
+    """Drain a child's output pipe while it runs, keeping only the last ``keep`` bytes.
 
-    A probe that floods stderr must neither block on a full pipe nor fill envcheck's memory.
+    A child that floods its output must neither block on a full pipe nor fill envcheck's memory.
     """
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, keep: int = STDERR_KEPT) -> None:
         self._stream = stream
+        self._keep = keep
         self._tail = b""
         self._thread = threading.Thread(target=self._drain, daemon=True)
         self._thread.start()
@@ -182,7 +183,7 @@ class _TailReader:
                 return
             if not block:
                 return
-            self._tail = (self._tail + block)[-STDERR_KEPT:]
+            self._tail = (self._tail + block)[-self._keep :]
 
     def finish(self) -> str:
         # The group is dead, so the pipe's writers are gone; a grandchild that escaped the

@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..runner import PACKAGE_PARENT
+from ..runner import PACKAGE_PARENT, TailReader
 from .bandwidth import DEFAULT_SIZES
 from .ranks import GLOO_FIX, NCCL_FIX
 
 MAX_RESULT_BYTES = 4 * 2**20
+LOG_KEPT = 64 * 1024  # torchrun's failure summary sits at the end of its log
 # torchrun's ChildFailedError summary: "rank      : 1 (local_rank: 1)\n  exitcode  : -9 ..."
 ROOT_CAUSE = re.compile(
     r"Root Cause.*?host\s*:\s*(\S+)\s*\n\s*rank\s*:\s*(\d+) \(local_rank: (\d+)\)\s*\n"
@@ -75,15 +76,14 @@ def root_cause(log: str) -> dict[str, Any] | None:
     return {"rank": int(rank), "local_rank": int(local), "host": host, "exitcode": int(code)}
 
 
-def _stop(proc: subprocess.Popen) -> str:
+def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM torchrun (it ends its ranks), then SIGKILL if it does not finish."""
     proc.send_signal(signal.SIGTERM)
     try:
-        out, _ = proc.communicate(timeout=15)
+        proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
-    return out or ""
+        proc.wait()
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
@@ -123,17 +123,19 @@ def run_local(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
-            text=True,
-            errors="replace",
         )
+        # only the end of the log is read (torchrun's failure summary), so it is kept bounded
+        log_reader = TailReader(proc.stdout, keep=LOG_KEPT)
         try:
-            log, _ = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            log = _stop(proc)
+            _stop(proc)
         except BaseException:  # Ctrl-C: end torchrun and its ranks before leaving
             _stop(proc)
             raise
+        finally:
+            log = log_reader.finish()
         result = _read_result(out)
     seconds = time.monotonic() - start
     return interpret(result, log or "", proc.returncode, timed_out, timeout, nproc, backend) | {
