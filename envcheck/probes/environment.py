@@ -155,3 +155,8 @@ def gather(environ: dict[str, str] | None = None, lock_env: str | None = None) -
         "conda_packages": conda_packages(prefix),
         "lock_drift": lock_drift(prefix, env.get("PIXI_PROJECT_ROOT"), env, lock_env),
     }
+
+
+def probe(args: dict[str, Any]) -> dict[str, Any]:
+    """The probe host's entry (in-process): ``args["lock_env"]`` as for gather."""
+    return gather(lock_env=args.get("lock_env"))

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 from envcheck.errors import EnvcheckError
+from envcheck.phases import phase
 
 # Default accuracy bars (test set, 0..1) that verify compares test_accuracy with.
 BAR_GPU_TORCH = 0.990
@@ -71,6 +72,8 @@ def settings(args: dict, on_gpu: bool) -> dict:
         "train_limit": QUICK_IMAGES if quick else None,
         "max_lr": float(QUICK_MAX_LR if quick else MAX_LR),
         "curve_points": CURVE_POINTS_QUICK if quick else CURVE_POINTS_FULL,
+        # evaluate along the run (the accuracy curve), or only at its end
+        "curve": bool(_given(args, "curve", True)),
     }
 
 
@@ -109,7 +112,7 @@ def timed_steps(
     batch = cfg["batch_size"]
     total = total_steps(cfg, n)
     checkpoints = set(eval_steps(total, cfg["curve_points"] if curve else 1))
-    points, done, trained_s, first_s = [], 0, 0.0, 0.0
+    points, done, trained_s, first_s, eval_s = [], 0, 0.0, 0.0, 0.0
     for _epoch in range(cfg["epochs"]):
         order = shuffle()
         for start in range(0, n // batch * batch, batch):
@@ -124,12 +127,15 @@ def timed_steps(
             else:
                 trained_s += elapsed
             if done in checkpoints:
-                seen = done * batch
+                t0 = time.perf_counter()
+                with phase("eval"):
+                    accuracy = evaluate()
+                eval_s += time.perf_counter() - t0
                 points.append(
                     {
-                        "images_seen": seen,
+                        "images_seen": done * batch,
                         "seconds": first_s + trained_s,
-                        "test_accuracy": evaluate(),
+                        "test_accuracy": accuracy,
                     }
                 )
     return {
@@ -137,6 +143,7 @@ def timed_steps(
         "test_accuracy": points[-1]["test_accuracy"],
         "train_seconds": trained_s,
         "first_step_seconds": first_s,
+        "eval_seconds": eval_s,
         "curve": points,
     }
 
@@ -146,7 +153,8 @@ def load_data(cfg: dict):
     from envcheck.mnist import load_mnist
 
     start = time.perf_counter()
-    x_train, y_train, x_test, y_test = load_mnist(cfg["data_dir"], download=cfg["download"])
+    with phase("data"):
+        x_train, y_train, x_test, y_test = load_mnist(cfg["data_dir"], download=cfg["download"])
     if cfg["train_limit"]:
         x_train, y_train = x_train[: cfg["train_limit"]], y_train[: cfg["train_limit"]]
     return (x_train, y_train, x_test, y_test), time.perf_counter() - start
@@ -169,6 +177,7 @@ def result(cfg: dict, run: dict, load_s: float, mixed: tuple[str, dict] | None, 
         "train_seconds": run["train_seconds"],
         "first_step_seconds": run["first_step_seconds"],
         "data_load_seconds": load_s,
+        "eval_seconds": run["eval_seconds"],
         # The first batch (cuDNN autotuning, graph tracing) is timed apart as first_step_seconds.
         "images_per_second": (train_images - cfg["batch_size"]) / max(run["train_seconds"], 1e-9),
         "mixed_precision": None
