@@ -83,7 +83,7 @@ class WarmWorker:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode("utf-8", errors="replace")
 
-    def call(self, target: str, args: dict, out: Path, deadline: float) -> None:
+    def call(self, name: str, target: str, args: dict, out: Path, deadline: float) -> None:
         """Run one probe; its result lands in ``out``. Raises WorkerGone if the worker dies
         or the deadline passes first."""
         if not self.ready:
@@ -91,7 +91,8 @@ class WarmWorker:
                 raise WorkerGone("eof")
             self.ready = True
         self.calls += 1
-        request = json.dumps({"target": target, "args": args, "out": str(out)}) + "\n"
+        request = json.dumps({"name": name, "target": target, "args": args, "out": str(out)})
+        request += "\n"
         try:
             self.child.proc.stdin.write(request.encode())
             self.child.proc.stdin.flush()
@@ -184,7 +185,7 @@ class LiveHost:
             out = Path(self._tmp.name, f"{self._count}-{name}.json")
         mark = worker.child.output.mark()
         try:
-            worker.call(target, args, out, deadline)
+            worker.call(name, target, args, out, deadline)
         except WorkerGone as gone:
             return self._lost(name, worker_name, worker, target, out, start, mark, str(gone),
                               timeout, notes)  # fmt: skip

@@ -64,7 +64,10 @@ def start_early(ctx: Context, host: LiveHost, checks: list[Check]) -> None:
     """Start the probes every verify needs in the background, each framework's facts first
     (its worker imports the framework while the cheap gatherers run)."""
     # a framework that is not installed is left to its facts probe, run when a check asks
-    installed = [fw for fw in ctx.frameworks if fw in KNOWN_FRAMEWORKS and find_spec(fw)]
+    wanted = {c.framework for c in checks}
+    installed = [
+        fw for fw in ctx.frameworks if fw in KNOWN_FRAMEWORKS and fw in wanted and find_spec(fw)
+    ]
     names = [f"{fw}.facts" for fw in installed]
     names += list(EARLY)
     side_by_side = (
@@ -72,12 +75,14 @@ def start_early(ctx: Context, host: LiveHost, checks: list[Check]) -> None:
         and len(ctx.frameworks) > 1
         and (os.cpu_count() or 1) >= SIDE_BY_SIDE_MIN_CORES
     )
-    if side_by_side:
+    if side_by_side:  # each framework's heaviest probes at once, torchrun's ranks beside them
         names += [
             f"{c.framework}.train"
             for c in checks
-            if c.category == "training" and c.framework in ctx.frameworks
+            if c.category == "training" and c.framework in installed
         ]
+        if any(c.category == "distributed" for c in checks) and "torch" in installed:
+            names.append("torch.distributed")
     for name in names:
         if name in PROBES and name not in ctx.facts and name not in ctx.pending:
             spec = PROBES[name]

@@ -42,6 +42,18 @@ def _end_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def show_in_ps(name: str) -> None:
+    """Name this process after the probe it runs (ps, top, /proc/PID/comm); Linux only."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 def call(target: str, args: dict) -> dict:
     """Run one probe; every failure becomes data for the parent to diagnose."""
     phases.take()  # a new call: forget what an earlier one left unclaimed
@@ -78,6 +90,7 @@ def serve(reply_fd: int) -> int:
         reply.write("ready\n")
         for line in sys.stdin:
             request = json.loads(line)
+            show_in_ps(request.get("name") or "envcheck-probe")
             write_result(request["out"], call(request["target"], request["args"]))
             sys.stderr.flush()  # this call's stderr reaches the parent before its answer
             reply.write("done\n")
