@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .runner import (
+    STDERR_KEPT,
     Child,
     ProbeOutcome,
     child_env,
+    describe_exit,
     died,
     exit_note,
     outcome_from_result,
@@ -124,9 +126,9 @@ class LiveHost:
         self._locks: dict[str, threading.Lock] = {}
         self._replaced: dict[str, str] = {}  # worker name -> why its predecessor went
         self._guard = threading.Lock()
-        self._tmp = tempfile.TemporaryDirectory(prefix="envcheck-host-")
+        self._tmp: tempfile.TemporaryDirectory | None = None  # result files of shared calls
         self._count = 0
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- dispatch ------------------------------------------------------------------------
     def call(self, name: str, spec: ProbeSpec, args: dict, timeout: float) -> ProbeOutcome:
@@ -144,6 +146,9 @@ class LiveHost:
 
     def submit(self, name: str, spec: ProbeSpec, args: dict, timeout: float):
         """Start a call in the background (overlap); the Future gives its ProbeOutcome."""
+        with self._guard:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
         return self._pool.submit(self.call, name, spec, args, timeout)
 
     def _in_process(self, target: str, args: dict) -> ProbeOutcome:
@@ -175,12 +180,20 @@ class LiveHost:
         deadline = start + timeout
         notes = []
         worker = self._workers.get(worker_name)
+        if worker is not None and not worker.alive:  # it ended between calls
+            code = worker.close()
+            del self._workers[worker_name]
+            self._replace(worker_name, f"the shared one had ended with {describe_exit(code)}",
+                          name)  # fmt: skip
+            worker = None
         if worker is None:
             worker = self._workers[worker_name] = WarmWorker(worker_name, self.extra_path)
             if worker_name in self._replaced:
                 notes.append(f"ran in a fresh {worker_name} worker: {self._replaced[worker_name]}")
         started_here = not worker.ready
         with self._guard:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="envcheck-host-")
             self._count += 1
             out = Path(self._tmp.name, f"{self._count}-{name}.json")
         mark = worker.child.output.mark()
@@ -193,7 +206,7 @@ class LiveHost:
 
     def _finish(self, target, out, start, worker, mark, notes, started_here) -> ProbeOutcome:
         seconds = time.monotonic() - start
-        stderr = worker.child.output.since(mark)
+        stderr = worker.child.output.since(mark)[-STDERR_KEPT:]
         result = read_result(out)
         if result is None:  # answered, but no readable result: treat as a bad reply
             outcome = ProbeOutcome(target, False, failure="exit", seconds=seconds,
@@ -213,7 +226,7 @@ class LiveHost:
         if not hung:
             worker.child.wait(WORKER_EXIT_GRACE)  # it is ending: learn how
             code = worker.child.returncode
-        stderr = worker.child.output.since(mark)
+        stderr = worker.child.output.since(mark)[-STDERR_KEPT:]
         worker.child.finish()
         del self._workers[worker_name]
         seconds = time.monotonic() - start
@@ -228,38 +241,48 @@ class LiveHost:
                                    stderr_tail=stderr_tail(stderr))  # fmt: skip
         else:
             outcome = died(target, code if code is not None else -9, seconds, stderr,
-                           who=f"its shared {worker_name} worker was ")  # fmt: skip
-        how = "hung (killed)" if hung else outcome.error if result is None else "ended"
-        self._replaced[worker_name] = f"the shared one {how} during {name}"
-        self.notes.append(
-            f"the shared {worker_name} worker {how} during {name}; the remaining "
-            f"{worker_name} probes run in a fresh worker"
-        )
+                           who=f"the shared {worker_name} worker ")  # fmt: skip
+        if hung:
+            how = f"hung (killed after {timeout:.0f} s)"
+        else:
+            how = f"ended with {describe_exit(code if code is not None else -9)}"
+        self._replace(worker_name, f"the shared one {how}", name)
         outcome.notes.extend(notes)
         return outcome
 
+    def _replace(self, worker_name: str, why: str, during: str) -> None:
+        """Remember why the framework's next call starts a fresh worker; the report says so."""
+        self._replaced[worker_name] = f"{why} during {during}"
+        self.notes.append(
+            f"{why.replace('the shared one', f'the shared {worker_name} worker')} during "
+            f"{during}; the remaining {worker_name} probes ran in a fresh worker"
+        )
+
     # -- end -------------------------------------------------------------------------------
     def close(self) -> None:
-        """End every worker (and, when interrupted, every call still running)."""
+        """The run is over: let the calls still running finish, then end every worker."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         for name, worker in list(self._workers.items()):
             code = worker.close()
-            note = exit_note(code)
-            if note:
-                self.notes.append(f"the shared {name} worker: {note.replace('probe ', '')}")
+            if code:  # its results are in; how it ended is worth a note
+                self.notes.append(f"the shared {name} worker ended with {describe_exit(code)}")
         self._workers.clear()
-        self._pool.shutdown(wait=True)
-        self._tmp.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     def abort(self) -> None:
         """Interrupted: stop every child now, wait for the calls to unwind, clean up."""
         from .runner import stop_all
 
         stop_all()
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         for worker in self._workers.values():
             worker.child.finish()
         self._workers.clear()
-        self._tmp.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 class ReplayHost:

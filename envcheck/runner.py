@@ -242,7 +242,7 @@ def died(target: str, code: int, seconds: float, stderr: str, who: str = "") -> 
     """The outcome of a probe whose process ended before it wrote a result."""
     tail = stderr_tail(stderr)
     if code < 0:
-        error = f"{who}killed by {signal_name(code)}"
+        error = f"{who}{'was ' if who else ''}killed by {signal_name(code)}"
         return ProbeOutcome(target, False, failure="signal", error=error, seconds=seconds,
                             stderr_tail=tail, stderr=stderr)  # fmt: skip
     error = f"{who}exited with code {code} before writing a result"

@@ -46,7 +46,11 @@ def gather_with(host: Any) -> Callable[[Context, str], ProbeOutcome]:
 
 def gather_live(ctx: Context, name: str) -> ProbeOutcome:
     """One probe in a process of its own (``envcheck info``: a few cheap probes, no workers)."""
-    return gather_with(LiveHost(shared=False))(ctx, name)
+    host = LiveHost(shared=False)
+    try:
+        return gather_with(host)(ctx, name)
+    finally:
+        host.close()
 
 
 def gather_recorded(recorded: dict[str, ProbeOutcome]) -> Callable[[Context, str], ProbeOutcome]:
@@ -58,11 +62,16 @@ EARLY = ("environment", "nvml", "science")
 # TensorFlow and PyTorch train side by side only on a CPU run with cores enough for both
 # (never on a GPU, whose memory they would fight over).
 SIDE_BY_SIDE_MIN_CORES = 8
+# On a CPU run torchrun and its ranks (mostly single-threaded framework imports) start with
+# the torch worker's own import instead of after its training; never on a GPU (the ranks
+# would share it with the training).
+DISTRIBUTED_EARLY_MIN_CORES = 2
 
 
-def start_early(ctx: Context, host: LiveHost, checks: list[Check]) -> None:
+def start_early(ctx: Context, host: LiveHost, checks: list[Check], heavy: bool = True) -> None:
     """Start the probes every verify needs in the background, each framework's facts first
-    (its worker imports the framework while the cheap gatherers run)."""
+    (its worker imports the framework while the cheap gatherers run). ``heavy``: also what
+    depends on the profile (it is False while the profile is still to be inferred)."""
     # a framework that is not installed is left to its facts probe, run when a check asks
     wanted = {c.framework for c in checks}
     installed = [
@@ -70,19 +79,18 @@ def start_early(ctx: Context, host: LiveHost, checks: list[Check]) -> None:
     ]
     names = [f"{fw}.facts" for fw in installed]
     names += list(EARLY)
-    side_by_side = (
-        not ctx.gpu_expected
-        and len(ctx.frameworks) > 1
-        and (os.cpu_count() or 1) >= SIDE_BY_SIDE_MIN_CORES
-    )
-    if side_by_side:  # each framework's heaviest probes at once, torchrun's ranks beside them
+    cores = os.cpu_count() or 1
+    cpu_run = not ctx.gpu_expected
+    distributed = any(c.category == "distributed" for c in checks) and "torch" in installed
+    if heavy and cpu_run and distributed and cores >= DISTRIBUTED_EARLY_MIN_CORES:
+        names.append("torch.distributed")
+    if heavy and cpu_run and len(installed) > 1 and cores >= SIDE_BY_SIDE_MIN_CORES:
+        # each framework's training in its own worker at once
         names += [
             f"{c.framework}.train"
             for c in checks
             if c.category == "training" and c.framework in installed
         ]
-        if any(c.category == "distributed" for c in checks) and "torch" in installed:
-            names.append("torch.distributed")
     for name in names:
         if name in PROBES and name not in ctx.facts and name not in ctx.pending:
             spec = PROBES[name]
@@ -265,7 +273,7 @@ def verify(
     ]
     try:
         if recorded is None:
-            start_early(ctx, host, selected)
+            start_early(ctx, host, selected, heavy=profile_source != "infer")
         if profile_source == "infer":
             infer_into(ctx, framework_option, live=recorded is None)
             if recorded is None:  # the inferred profile may add a framework

@@ -114,7 +114,7 @@ def test_a_crash_or_hang_in_the_shared_worker_fails_that_check_only(shared_worke
     assert by_name[bad].status is Status.FAIL
     if bad == "crash":  # the worker died during this call
         assert failed_outcome.failure == "signal"
-        assert "shared testfw worker was killed by SIGABRT" in by_name[bad].message
+        assert "the shared testfw worker was killed by SIGABRT" in by_name[bad].message
     else:  # it hung: killed at the probe's timeout
         assert failed_outcome.failure == "timeout"
         assert "timed out after 6 s" in by_name[bad].message
