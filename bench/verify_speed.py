@@ -110,21 +110,21 @@ def split_derived(outcome: dict, processes: list[dict]) -> dict[str, float]:
     return split
 
 
-def run_verify(frameworks: str, data_dir: str | None, timeout: float) -> dict:
+def run_verify(frameworks: str, data_dir: str | None, timeout: float, tree: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory(prefix="verify-speed-") as tmp:
         log = Path(tmp, "imports.jsonl")
         facts = Path(tmp, "facts.json")
         report = Path(tmp, "report.json")
         env = dict(os.environ, ENVCHECK_BENCH_IMPORT_LOG=str(log))
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT / "bench" / "importlog"), str(ROOT), env.get("PYTHONPATH")) if p
+            p for p in (str(ROOT / "bench" / "importlog"), str(tree), env.get("PYTHONPATH")) if p
         )
         cmd = [sys.executable, "-m", "envcheck", "verify", "--expect", "cpu", "--framework",
                frameworks, "--json", str(report), "--save-facts", str(facts)]  # fmt: skip
         if data_dir:
             cmd += ["--data-dir", data_dir]
         start = time.monotonic()
-        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
+        proc = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True,
                               timeout=timeout)  # fmt: skip
         wall = time.monotonic() - start
         processes = read_import_log(log)
@@ -158,23 +158,28 @@ def run_verify(frameworks: str, data_dir: str | None, timeout: float) -> dict:
     }
 
 
-def git_commit() -> str:
+def git_commit(tree: Path = ROOT) -> str:
+    marker = tree / "COMMIT"  # a `git archive` of an older commit, as --tree takes it
+    if marker.is_file():
+        return marker.read_text(encoding="utf-8").strip()[:12]
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
                              capture_output=True, text=True, check=True)  # fmt: skip
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
 
 
-def measure(frameworks: str, data_dir: str | None, label: str, timeout: float) -> dict:
+def measure(
+    frameworks: str, data_dir: str | None, label: str, timeout: float, tree: Path = ROOT
+) -> dict:
     fws = ",".join(sorted(f.strip() for f in frameworks.split(",") if f.strip()))
     load_before = load_average()
     import_s = cold_import("torch") if "torch" in fws else cold_import(fws.split(",")[0])
-    run = run_verify(fws, data_dir, timeout)
+    run = run_verify(fws, data_dir, timeout, tree)
     return {
         "label": label,
-        "commit": git_commit(),
+        "commit": git_commit(tree),
         "frameworks": fws,
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "load_average": [load_before, load_average()],
@@ -254,9 +259,16 @@ def main() -> int:
     ap.add_argument("--record", type=Path, help="append the run to this results file")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--table", action="store_true", help="only rewrite docs/verify-speed.md")
+    ap.add_argument(
+        "--tree",
+        type=Path,
+        default=ROOT,
+        help="measure the envcheck of another checkout (e.g. `git archive` of an older commit "
+        "with its hash in a file COMMIT), to compare before/after at the same machine load",
+    )
     ns = ap.parse_args()
     if not ns.table:
-        run = measure(ns.framework, ns.data_dir, ns.label, ns.timeout)
+        run = measure(ns.framework, ns.data_dir, ns.label, ns.timeout, ns.tree.resolve())
         print(render_run(run))
         if ns.record:
             record(ns.record, run)
