@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 WORKER_STDERR_KEPT = 64 * 1024
 # How long a worker may take to end after its input is closed (its frameworks tear down).
 WORKER_EXIT_GRACE = 10.0
+# The worker answers "ready" and "done"; a longer line is not the worker's answer.
+MAX_REPLY_BYTES = 4096
 # How long a launcher's group gets after SIGTERM (torchrun ending its ranks) before SIGKILL.
 LAUNCHER_GRACE = 15.0
 
@@ -82,7 +84,7 @@ class WarmWorker:
             readable, _, _ = select.select([fd], [], [], min(left, 1.0))
             if readable:
                 block = os.read(fd, 4096)
-                if not block:
+                if not block or len(self._buffer) > MAX_REPLY_BYTES:  # ended, or not ours
                     raise WorkerGone("eof")
                 self._buffer += block
         line, self._buffer = self._buffer.split(b"\n", 1)

@@ -42,7 +42,7 @@ def train(args: dict) -> dict:
 
     with phase("init"):
         device, name = _device(tf, args.get("device"))
-    cfg = settings(args, on_gpu=device == "gpu")
+    cfg = settings(args, on_gpu=device == "gpu", framework="tensorflow")
     tf.keras.utils.set_random_seed(cfg["seed"])
 
     (x_np, y_np, xt_np, yt_np), load_s = load_data(cfg)

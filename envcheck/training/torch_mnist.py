@@ -35,7 +35,7 @@ def train(args: dict) -> dict:
 
     with phase("init"):
         device = _device(torch, args.get("device"))
-    cfg = settings(args, on_gpu=device.type == "cuda")
+    cfg = settings(args, on_gpu=device.type == "cuda", framework="torch")
     torch.manual_seed(cfg["seed"])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: autotune once, in step one
