@@ -298,6 +298,10 @@ def judge_verify(step: dict[str, Any], out: Path) -> None:
             f = training.get("figures") or {}
             step["figures"]["accuracy"] = _pct(f.get("test_accuracy"))
             step["figures"]["training s"] = _round(f.get("train_seconds"))
+            step["figures"]["to 99% s"] = _round(f.get("time_to_99_seconds"))
+            step["figures"]["without first step"] = _round(
+                f.get("time_to_99_after_first_step_seconds")
+            )
     else:
         if step["exit_code"] != 1:
             problems.append(f"exit code {step['exit_code']}, expected 1")
@@ -369,6 +373,8 @@ def run_plan(
         t0 = clock()
         try:
             step["action"](step, min(step["budget"], left))
+        except Exception as exc:  # a fault of this script: the other steps still run
+            step.update(ok=False, note=f"the script failed here: {type(exc).__name__}: {exc}")
         finally:
             step["seconds"] = round(clock() - t0, 1)
 

@@ -589,3 +589,17 @@ def test_verify_with_a_data_dir_without_numpy_is_one_line(python_without_numpy):
     (line,) = proc.stderr.splitlines()
     assert line.startswith("envcheck: error: numpy is not installed in this Python (")
     assert "-m pip install numpy" in line
+
+
+def test_a_step_that_breaks_the_script_does_not_stop_the_others(tmp_path):
+    clock = FakeClock()
+    steps = _fake_plan(tmp_path, clock, take=lambda step, timeout: 1.0)
+
+    def broken(step, timeout):
+        raise KeyError("held_mib")  # e.g. a ready file without the expected key
+
+    steps[3]["action"] = broken
+    script.run_plan(steps, 300, clock, clock.now)
+    assert steps[3]["ok"] is False
+    assert steps[3]["note"] == "the script failed here: KeyError: 'held_mib'"
+    assert all(s["ok"] for s in steps[:3] + steps[4:])
