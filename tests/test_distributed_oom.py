@@ -7,6 +7,7 @@ import pytest
 from facts_library import healthy_cuda12
 from test_diagnose import replay
 
+from envcheck import diagnose
 from envcheck.distributed import FAULT_ENV
 from envcheck.distributed.launch import interpret, run_local
 from envcheck.distributed.ranks import NCCL_FIX, OOM_FAULT
@@ -71,3 +72,24 @@ def test_recorded_nccl_failure_with_out_of_memory_is_diagnosed_as_such():
     assert c.status is Status.FAIL
     assert "CUDA out of memory" in c.cause
     assert "NCCL_P2P_DISABLE" not in c.fix and "smaller batch" in c.fix
+
+
+def test_nccl_out_of_memory_under_last_error_reaches_the_verdict():
+    """NCCL's first line names no memory; its 'Last error' line does (NCCL 2.2x's text)."""
+    import torch.distributed as dist
+
+    from envcheck.distributed.ranks import describe_error
+
+    exc = dist.DistBackendError(
+        "NCCL error in: /pytorch/torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:3356, "
+        "unhandled cuda error (run with NCCL_DEBUG=INFO for details), NCCL version 2.27.3\n"
+        "ncclUnhandledCudaError: Call to CUDA function failed.\n"
+        "Last error:\n"
+        "Cuda failure 2 'out of memory'"
+    )
+    line = describe_error(exc)
+    assert line.startswith("DistBackendError: NCCL error in: ")
+    assert line.endswith(" ... Cuda failure 2 'out of memory'") and "\n" not in line
+    assert "smaller batch" in diagnose.out_of_memory(line).fix
+    plain = describe_error(RuntimeError("Connection closed by peer\nsee the remote worker"))
+    assert plain == "RuntimeError: Connection closed by peer"

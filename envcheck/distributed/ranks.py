@@ -422,12 +422,21 @@ def run(rank: Rank) -> int:
             rank.finish({})
         dist.destroy_process_group()
     except Exception as exc:  # a collective or the store failed: name who is behind
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        error = describe_error(exc)
         # in torchrun's log too: where rank 0 is ended before it can read the store
         print(f"envcheck.distributed: rank {env.rank} failed: {error}", file=sys.stderr)
         rank.give_up(error)
         return 1
     return 0 if rank.ok else 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: the exception's class and first line, plus the line that says out of memory
+    where a later one does (NCCL puts "Cuda failure 2 'out of memory'" under "Last error:")."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+    oom = next((ln for ln in lines[1:] if "out of memory" in ln.lower()), None)
+    return f"{text} ... {oom[:200]}" if oom else text
 
 
 def check_output(path: Path) -> None:
