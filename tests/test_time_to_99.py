@@ -35,3 +35,33 @@ def test_curve_and_facts_give_time_to_99_with_and_without_the_first_step():
     assert hit["seconds_after_first_step"] == pytest.approx(run["curve"][1]["seconds"] - first)
     assert hit["seconds_after_first_step"] < 0.2 < hit["seconds"]
     assert time_to(run["curve"], 0.999) is None
+
+
+def test_training_check_reports_both_figures():
+    from facts_library import healthy_cuda12
+    from test_diagnose import replay
+
+    cfg = {**settings({"quick": False, "epochs": 1}, on_gpu=True), "curve_points": 2}
+    curve = [
+        {
+            "images_seen": 256,
+            "seconds": 0.93,
+            "seconds_after_first_step": 0.03,
+            "test_accuracy": 0.95,
+        },
+        {
+            "images_seen": 512,
+            "seconds": 1.31,
+            "seconds_after_first_step": 0.41,
+            "test_accuracy": 0.991,
+        },
+    ]
+    run = {"train_images": 512, "test_accuracy": 0.991, "train_seconds": 0.41,
+           "first_step_seconds": 0.9, "curve": curve}  # fmt: skip
+    data = result(cfg, run, 0.2, None, framework="torch", device="cuda:0", device_name="H100")
+    facts = healthy_cuda12()
+    facts["torch.train"] = {**facts["torch.facts"], "data": data}
+    checks, _ = replay(facts, frameworks=("torch",), only={"training.torch"})
+    figures = checks["training.torch"].figures
+    assert figures["time_to_99_seconds"] == 1.31
+    assert figures["time_to_99_after_first_step_seconds"] == 0.41
