@@ -646,10 +646,17 @@ def finish(
         s.setdefault("ok", False)
         s.setdefault("command", "(not run)")
     fixtures = write_fixtures(meta, steps, out)
+    results = write_bench_results(meta, steps, out)
     summary = paper.render_summary(meta, steps, seeds)
     if fixtures:
         summary += "\nFixtures (copy to tests/data/facts/):\n\n" + "".join(
             f"- fixtures/{p.name}\n" for p in fixtures
+        )
+    if results:
+        summary += (
+            f"\nBenchmark rows for the README: copy {results.name} to "
+            f"bench/results/{paper.slug(meta['gpu_name'])}.json, then run "
+            "`python bench/mnist.py --table`.\n"
         )
     (out / "summary.md").write_text(summary, encoding="utf-8")
     plain = [{k: v for k, v in s.items() if not callable(v) and k != "seed_row"} for s in steps]
@@ -661,6 +668,31 @@ def finish(
             tar.add(out, arcname=out.name)
     print(summary)
     print(f"gpu_acceptance: everything is in {out}")
+
+
+def write_bench_results(
+    meta: dict[str, Any], steps: list[dict[str, Any]], out: Path
+) -> Path | None:
+    """The seeds' bench runs as a bench/results/ file (what `bench/mnist.py --record` stores),
+    so the README's table takes its GPU rows from this run's measurements."""
+    import readme_table
+
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    runs = []
+    for s in steps:
+        if s["name"].startswith("bench-seed") and s.get("ok"):
+            for row in _read_json(out / f"{s['name']}.json").get("runs", []):
+                if row.get("ok"):
+                    runs.append(readme_table.summarize(row, now))
+    if not runs:
+        return None
+    machine = (
+        f"{meta['gpu']}, NVIDIA driver {meta.get('driver')}, PyTorch {meta.get('torch')} "
+        "(gpu_acceptance run)"
+    )
+    path = out / "bench-results.json"
+    path.write_text(json.dumps({"machine": machine, "runs": runs}, indent=2) + "\n")
+    return path
 
 
 def write_fixtures(meta: dict[str, Any], steps: list[dict[str, Any]], out: Path) -> list[Path]:

@@ -141,8 +141,15 @@ def _bench(seed: int, acc: float, to99: float | None) -> dict:
                 "time_to_99": None if to99 is None else hit,
                 "time_to_98": {"seconds": 0.2, "images_seen": 7680},
                 "result": {
+                    "framework": "torch",
                     "framework_version": "2.11.0+cu130",
+                    "device": "cuda:0",
                     "device_name": "NVIDIA H200",
+                    "quick": False,
+                    "epochs": 2,
+                    "seed": seed,
+                    "train_images": 119808,
+                    "data_load_seconds": 0.4,
                     "test_accuracy": acc,
                     "train_seconds": 0.7,
                     "first_step_seconds": 0.9,
@@ -603,3 +610,29 @@ def test_a_step_that_breaks_the_script_does_not_stop_the_others(tmp_path):
     assert steps[3]["ok"] is False
     assert steps[3]["note"] == "the script failed here: KeyError: 'held_mib'"
     assert all(s["ok"] for s in steps[:3] + steps[4:])
+
+
+def test_bench_seeds_become_a_results_file_for_the_readme_table(tmp_path):
+    import readme_table
+
+    steps = []
+    for seed, to99 in ((0, 1.31), (1, 1.52)):
+        (tmp_path / f"bench-seed{seed}.json").write_text(json.dumps(_bench(seed, 0.992, to99)))
+        steps.append({"name": f"bench-seed{seed}", "ok": True})
+    steps.append({"name": "bench-seed2", "ok": False})  # a failed seed is left out
+    meta = {"gpu": "1x NVIDIA H200 (143771 MiB)", "driver": "580.159.03", "torch": "2.11.0+cu130"}
+    path = script.write_bench_results(meta, steps, tmp_path)
+    data = readme_table.load(path)
+    assert data["machine"].startswith("1x NVIDIA H200 (143771 MiB), NVIDIA driver 580.159.03")
+    assert [r["seed"] for r in data["runs"]] == [0, 1]
+    (row,) = readme_table.table_rows(data["runs"])
+    assert row[:7] == [
+        "PyTorch 2.11.0+cu130",
+        "NVIDIA H200",
+        "full (120k images, 2 epochs)",
+        "0-1",
+        "99.20%",
+        "0.7 s",
+        "1.31-1.52 s",
+    ]
+    assert data["runs"][1]["time_to_99_after_first_step_seconds"] == 0.62
