@@ -426,14 +426,8 @@ def build_plan(
         run_step(step, argv, out, timeout, child_env())
         judge_verify(step, out)
 
-    steps.append(
-        new_step(
-            "pass",
-            f"pass: one whole cold verify --expect cuda{n} --require-gpu",
-            "pass",
-            whole_verify,
-        )  # fmt: skip
-    )
+    title = f"pass: one whole cold verify --expect cuda{n} --require-gpu"
+    steps.append(new_step("pass", title, "pass", whole_verify))
     steps.append(new_step("p2p", "p2p: peer-to-peer between GPUs", "pass", p2p_action(meta, out)))
 
     for seed in seeds:
