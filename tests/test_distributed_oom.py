@@ -88,6 +88,7 @@ def test_nccl_out_of_memory_under_last_error_reaches_the_verdict():
         "Cuda failure 2 'out of memory'"
     )
     line = describe_error(exc)
+    assert len(line) <= 300  # what a rank may put in the store
     assert line.startswith("DistBackendError: NCCL error in: ")
     assert line.endswith(" ... Cuda failure 2 'out of memory'") and "\n" not in line
     assert "smaller batch" in diagnose.out_of_memory(line).fix

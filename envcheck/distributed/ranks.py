@@ -433,10 +433,11 @@ def run(rank: Rank) -> int:
 def describe_error(exc: BaseException) -> str:
     """One line: the exception's class and first line, plus the line that says out of memory
     where a later one does (NCCL puts "Cuda failure 2 'out of memory'" under "Last error:")."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [""]
     oom = next((ln for ln in lines[1:] if "out of memory" in ln.lower()), None)
-    return f"{text} ... {oom[:200]}" if oom else text
+    if oom:  # short enough that the store's 300 characters keep the out-of-memory line
+        return f"{type(exc).__name__}: {lines[0][:120]} ... {oom[:120]}"
+    return f"{type(exc).__name__}: {lines[0][:300]}"
 
 
 def check_output(path: Path) -> None:
