@@ -7,8 +7,9 @@ crates/pixi_manifest/src/toml/system_requirements.rs. pixi rejects any key it do
 the lock audit.
 
 The one exception is `subdir`: pixi 0.85 renames a platform's `platform` key to `subdir` (its
-release notes; the old key still works with a warning). pixi 0.78-0.84 do not know `subdir`,
-so it is accepted only when the manifest's `requires-pixi` already excludes every pixi < 0.85.
+release notes; the old key still works with a warning). pixi 0.77 rejects `subdir` (source) and
+0.85's notes introduce it as new, so pixi < 0.85 is taken not to know it: it is accepted only
+when the manifest's `requires-pixi` already excludes every pixi < 0.85.
 """
 
 from __future__ import annotations
