@@ -614,6 +614,17 @@ def test_system_requirements_reject_keys_pixi_rejects(tmp_path: Path) -> None:
     assert str(linux.declared["__glibc"]) == "__glibc=2.34"
 
 
+def test_target_macos_is_the_osx_family(tmp_path: Path) -> None:
+    # pixi 0.77 reads `target.macos` as `target.osx` (family_name_to_selector in target.rs).
+    (tmp_path / "pixi.toml").write_text(
+        '[workspace]\nchannels = ["conda-forge"]\nplatforms = ["osx-arm64", "linux-64"]\n'
+        '[target.macos.dependencies]\nllvm-openmp = "*"\n'
+    )
+    env = load_manifest(tmp_path / "pixi.toml").envs["default"]
+    assert env.platforms["osx-arm64"].specs == {"llvm-openmp": ["llvm-openmp"]}
+    assert env.platforms["linux-64"].specs == {}
+
+
 def test_unnamed_platform_entries_get_pixi_s_derived_names(tmp_path: Path) -> None:
     # The names pixi 0.77's own tests expect (toml/platform.rs).
     (tmp_path / "pixi.toml").write_text(

@@ -40,6 +40,7 @@ _SOURCE_KEYS = ("path", "git", "url")
 _FAMILIES = {
     "linux": lambda s: s.startswith("linux-"),
     "osx": lambda s: s.startswith("osx-"),
+    "macos": lambda s: s.startswith("osx-"),  # pixi 0.77: an alias of `osx` (target.rs)
     "win": lambda s: s.startswith("win-"),
     "unix": lambda s: not s.startswith("win-"),
 }
