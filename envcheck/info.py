@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from . import diagnose
 from .checks import Context
 
 
@@ -53,6 +54,12 @@ def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
             )
     else:
         rows.append(("NVIDIA driver", nvml.get("error") or "not found"))
+    box = env.get("container") or {}
+    if box.get("runtime"):
+        dx = diagnose.container_without_gpu(env, nvml)
+        rows.append(
+            ("Container", f"{box['runtime']}; {dx.cause}; {dx.fix}" if dx else box["runtime"])
+        )
     t = info.get("torch.facts")
     if t is not None:
         rows.append(
