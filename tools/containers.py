@@ -133,10 +133,9 @@ def dockerfile(env: str, env_legs: list[dict[str, str]], sha: str) -> str:
         else []
     )
     lines = [
-        "# syntax=docker/dockerfile:1",
         f"# {GENERATED_BY}",
         f"# Image of the pixi environment {env!r}; platforms: {platforms}.",
-        "# Build from the repository root:",
+        "# Build from the repository root (BuildKit, the default builder since Docker 23):",
         f"#   docker build -f containers/{env}/Dockerfile -t envcheck-{env} .",
         "",
         f"FROM {PIXI_IMAGE} AS build",
