@@ -107,6 +107,9 @@ def test_dockerfiles_follow_the_multi_stage_recipe(legs):
         assert f'org.envcheck.environment="{env}"' in labels
         assert f'org.envcheck.pixi-lock.sha256="{sha}"' in labels
         assert 'ENTRYPOINT ["/opt/envcheck/entrypoint.sh"]' in final
+        # envcheck beside pixi.lock, that folder on sys.path (the layout tested below)
+        assert "COPY --from=build /opt/envcheck/envcheck /opt/envcheck/envcheck" in final
+        assert any("'envcheck.pth').write_text('/opt/envcheck\\n')" in i for i in build)
         assert not any("pixi " in i for i in final if i.startswith("RUN"))
 
 
@@ -218,3 +221,28 @@ def test_entrypoint_runs_envcheck_info_without_a_command(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "envcheck info"
+
+
+def test_envcheck_in_the_image_layout_finds_the_image_lock(tmp_path):
+    # The final stage's layout: /opt/envcheck/{pixi.toml,pixi.lock,envcheck/}, that folder on
+    # sys.path (the .pth file), the user's home as the working folder.
+    opt = tmp_path / "opt" / "envcheck"
+    opt.mkdir(parents=True)
+    for name in ("pixi.toml", "pixi.lock"):
+        shutil.copy(REPO / name, opt / name)
+    shutil.copytree(
+        REPO / "envcheck", opt / "envcheck", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    code = "from envcheck.doctor.workspace import find_lock; print(find_lock(None))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(opt)},
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(opt / "pixi.lock")

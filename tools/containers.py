@@ -58,7 +58,9 @@ BASE_IMAGE = "ubuntu:24.04@sha256:534baea6a22c03a63003dbc8dbe78fe34bc0d7e595d9a9
 WORKSPACE = "/opt/envcheck"  # the prefix is /opt/envcheck/.pixi/envs/<env> in both stages
 ACTIVATE = f"{WORKSPACE}/activate.sh"
 ENTRYPOINT = f"{WORKSPACE}/entrypoint.sh"
-SOURCE = f"{WORKSPACE}/src"  # envcheck's package, put on the env's sys.path by a .pth file
+# envcheck's package sits beside pixi.lock (envcheck doctor finds the lock from its own path);
+# a .pth file puts this folder on the env's sys.path.
+SOURCE = WORKSPACE
 USER_UID = 10001  # the non-root user `envcheck`; clear of distribution users (ubuntu is 1000)
 
 DOCKER_PLATFORMS = {"linux-64": "linux/amd64", "linux-aarch64": "linux/arm64"}
@@ -170,7 +172,7 @@ def dockerfile(env: str, env_legs: list[dict[str, str]], sha: str) -> str:
         "# Same prefix as the build stage: the env's scripts and shell-hook name it.",
         f"COPY --from=build {prefix} {prefix}",
         f"COPY --from=build {WORKSPACE}/pixi.toml {WORKSPACE}/pixi.lock {ACTIVATE} {WORKSPACE}/",
-        f"COPY --from=build {SOURCE} {SOURCE}",
+        f"COPY --from=build {SOURCE}/envcheck {SOURCE}/envcheck",
         f"COPY --chmod=0755 containers/entrypoint.sh {ENTRYPOINT}",
         f"USER {USER_UID}:{USER_UID}",
         "WORKDIR /home/envcheck",
@@ -237,7 +239,7 @@ def apptainer_def(env: str, env_legs: list[dict[str, str]], sha: str) -> str:
         f"    {WORKSPACE}/pixi.toml {WORKSPACE}/pixi.toml",
         f"    {WORKSPACE}/pixi.lock {WORKSPACE}/pixi.lock",
         f"    {ACTIVATE} {ACTIVATE}",
-        f"    {SOURCE} {SOURCE}",
+        f"    {SOURCE}/envcheck {SOURCE}/envcheck",
         "",
         "%files",
         f"    containers/entrypoint.sh {ENTRYPOINT}",
