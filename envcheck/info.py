@@ -56,10 +56,11 @@ def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("NVIDIA driver", nvml.get("error") or "not found"))
     box = env.get("container") or {}
     if box.get("runtime"):
-        dx = diagnose.container_without_gpu(env, nvml)
-        rows.append(
-            ("Container", f"{box['runtime']}; {dx.cause}; {dx.fix}" if dx else box["runtime"])
-        )
+        if diagnose.container_without_gpu(env, nvml):
+            access = f"no GPU access (for GPUs start it with {box.get('gpu_flag')})"
+        else:
+            access = "GPU devices: " + (", ".join(box.get("nvidia_devices") or []) or "none")
+        rows.append(("Container", f"{box['runtime']}, {access}"))
     t = info.get("torch.facts")
     if t is not None:
         rows.append(

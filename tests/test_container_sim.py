@@ -145,8 +145,13 @@ def test_info_names_the_container_and_the_flag():
 
     facts = _no_gpu_container("docker", [])
     rows = dict(_rows({"environment": facts["environment"]["data"], "nvml": facts["nvml"]["data"]}))
-    assert rows["Container"].startswith("docker; this docker container was started without GPU")
-    assert "--gpus all" in rows["Container"]
+    assert rows["Container"] == (
+        "docker, no GPU access (for GPUs start it with docker run --gpus all "
+        "(NVIDIA Container Toolkit))"
+    )
+    facts["environment"]["data"]["container"]["nvidia_devices"] = ["nvidia0", "nvidiactl"]
+    rows = dict(_rows({"environment": facts["environment"]["data"], "nvml": facts["nvml"]["data"]}))
+    assert rows["Container"] == "docker, GPU devices: nvidia0, nvidiactl"
 
 
 # -- read-only home: the MNIST cache is named in one line -----------------------------------
