@@ -3,8 +3,8 @@
 # Activates the image's pixi environment (the `pixi shell-hook` output written at build time)
 # and runs the command given, `envcheck info` by default. Apptainer and `docker run --read-only`
 # give a read-only image and often a read-only or foreign home: caches that default to $HOME
-# (pip, matplotlib, Triton, CUDA's JIT cache, envcheck's MNIST) then go to a writable temp
-# folder, unless the caller set them.
+# (pip, matplotlib, Triton, CUDA's JIT cache, envcheck's MNIST) and PyTorch's Inductor cache
+# then go to a writable temp folder, unless the caller set them.
 set -eu
 
 writable() {
@@ -26,6 +26,8 @@ if [ -z "${XDG_CACHE_HOME:-}" ] && ! writable "${HOME:-/nonexistent}"; then
         export MPLCONFIGDIR="${MPLCONFIGDIR:-$base/config/matplotlib}"
         export TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-$base/cache/triton}"
         export CUDA_CACHE_PATH="${CUDA_CACHE_PATH:-$base/cache/nv}"
+        # Its default names the user, which fails for a uid the image does not know.
+        export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-$base/cache/torchinductor}"
     else
         echo "entrypoint: home and temp folders are read-only; caches cannot be written:" \
             "bind a writable folder (docker run --tmpfs /tmp, apptainer --writable-tmpfs)" >&2

@@ -163,7 +163,8 @@ def run_entrypoint(tmp_path: Path, env: dict[str, str], *cmd: str):
 SHOW = (
     "sh",
     "-c",
-    'echo "$ENVCHECK_ACTIVATED|$XDG_CACHE_HOME|$TRITON_CACHE_DIR|$MPLCONFIGDIR|$CUDA_CACHE_PATH"',
+    'echo "$ENVCHECK_ACTIVATED|$XDG_CACHE_HOME|$TRITON_CACHE_DIR|$MPLCONFIGDIR|$CUDA_CACHE_PATH'
+    '|$TORCHINDUCTOR_CACHE_DIR"',
 )
 
 
@@ -176,11 +177,12 @@ def test_entrypoint_moves_caches_out_of_a_read_only_home(tmp_path):
     scratch.mkdir()
     done = run_entrypoint(tmp_path, {"HOME": str(READ_ONLY), "TMPDIR": str(scratch)}, *SHOW)
     assert done.returncode == 0, done.stderr
-    activated, xdg, triton, mpl, nv = done.stdout.strip().split("|")
+    activated, xdg, triton, mpl, nv, inductor = done.stdout.strip().split("|")
     base = scratch / f"envcheck-{os.getuid()}"
     assert activated == "yes"
     assert xdg == str(base / "cache") and (base / "cache").is_dir()
-    assert triton.startswith(str(base)) and mpl.startswith(str(base)) and nv.startswith(str(base))
+    for cache in (triton, mpl, nv, inductor):
+        assert cache.startswith(str(base))
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -189,11 +191,11 @@ def test_entrypoint_leaves_a_writable_home_and_set_caches_alone(tmp_path):
     home.mkdir()
     done = run_entrypoint(tmp_path, {"HOME": str(home)}, *SHOW)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "yes||||"
+    assert done.stdout.strip() == "yes|||||"
     done = run_entrypoint(
         tmp_path, {"HOME": "/nonexistent", "XDG_CACHE_HOME": str(home), "TMPDIR": str(home)}, *SHOW
     )
-    assert done.stdout.strip() == f"yes|{home}|||"
+    assert done.stdout.strip() == f"yes|{home}||||"
 
 
 @pytest.mark.skipif(
