@@ -185,7 +185,9 @@ def test_entrypoint_moves_caches_out_of_a_read_only_home(tmp_path):
         assert cache.startswith(str(base))
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.skipif(
+    sys.platform == "win32" or shutil.which("bash") is None, reason="needs a POSIX bash"
+)
 def test_entrypoint_leaves_a_writable_home_and_set_caches_alone(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -211,8 +213,8 @@ def test_entrypoint_passes_over_a_read_only_tmpdir(tmp_path):
 
 
 def test_entrypoint_runs_envcheck_info_without_a_command(tmp_path):
-    if shutil.which("bash") is None:
-        pytest.skip("needs bash")
+    if sys.platform == "win32" or shutil.which("bash") is None:
+        pytest.skip("needs a POSIX bash")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "envcheck"
