@@ -52,8 +52,9 @@ def low_precision(on_gpu: bool, capability: tuple[int, int] | None) -> str:
     return "bfloat16"
 
 
-def settings(args: dict, on_gpu: bool, framework: str) -> dict:
-    """Normalise the optional args shared by both frameworks."""
+def settings(args: dict, on_gpu: bool, framework: str | None = None) -> dict:
+    """Normalise the optional args shared by both frameworks (an unnamed framework gets the
+    longest quick run)."""
     # A key given as None (JSON null) means "default", like a missing key.
     quick = bool(_given(args, "quick", not on_gpu))
     epochs = int(args.get("epochs") or (QUICK_EPOCHS if quick else FULL_EPOCHS))
@@ -71,7 +72,9 @@ def settings(args: dict, on_gpu: bool, framework: str) -> dict:
         "data_dir": args.get("data_dir") or None,
         "download": bool(_given(args, "download", True)),
         "mixed_precision": bool(args.get("mixed_precision", False)),
-        "train_limit": QUICK_IMAGES[framework] if quick else None,
+        "train_limit": QUICK_IMAGES.get(framework or "", max(QUICK_IMAGES.values()))
+        if quick
+        else None,
         "max_lr": float(QUICK_MAX_LR if quick else MAX_LR),
         "curve_points": CURVE_POINTS_QUICK if quick else CURVE_POINTS_FULL,
         # evaluate along the run (the accuracy curve), or only at its end
@@ -202,7 +205,7 @@ def result(cfg: dict, run: dict, load_s: float, mixed: tuple[str, dict] | None, 
         "train_seconds": run["train_seconds"],
         "first_step_seconds": run["first_step_seconds"],
         "data_load_seconds": load_s,
-        "eval_seconds": run["eval_seconds"],
+        "eval_seconds": run.get("eval_seconds"),
         # The first batch (cuDNN autotuning, graph tracing) is timed apart as first_step_seconds.
         "images_per_second": (train_images - cfg["batch_size"]) / max(run["train_seconds"], 1e-9),
         "mixed_precision": None
