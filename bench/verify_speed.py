@@ -201,11 +201,15 @@ def render_run(run: dict) -> str:
         cells = [f"{p['split'][k]:.2f}" if p["split"][k] >= 0.005 else "" for k in PHASES]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {p['seconds']:.2f} |")
     counts = ", ".join(f"{k} x{v}" for k, v in sorted(run["import_counts"].items()))
+    # the training steps scale with the machine's load; what is left is verify's overhead
+    training = sum(p["split"]["work"] for n, p in run["probes"].items() if n.endswith(".train"))
     target = WALL_TARGETS.get(run["frameworks"])
     lines += [
         "",
         f"- cold verify wall: **{run['wall_seconds']:.1f} s**"
         + (f" (target on a quiet machine: <= {target:.0f} s)" if target else ""),
+        f"- wall outside the training steps: {run['wall_seconds'] - training:.1f} s "
+        f"(training steps {training:.1f} s)",
         f'- cold `python -c "import torch"`: {run["cold_import_seconds"]:.2f} s; ratio '
         f"**{run['ratio']:.1f}x** (target <= {RATIO_TARGET:.0f}x for a torch-only verify)",
         f"- framework imports (processes): {counts or 'none logged'}",
