@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--no-training", action="store_true", help="skip the training category")
     v.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="skip the compile category (torch.compile, XLA: ~15-30 s cold on a small CPU)",
+    )
+    v.add_argument(
         "--timeout-scale",
         type=float,
         default=1.0,
@@ -206,7 +211,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     if recording is None and not args.no_training:
         _check_named_data_dir(args.data_dir)
-    checks = [c for c in REGISTRY if not (args.no_training and c.category == "training")]
+    left_out = {"training"} if args.no_training else set()
+    if args.no_compile:
+        left_out.add("compile")
+    checks = [c for c in REGISTRY if c.category not in left_out]
     console = Console(stderr=False)
     err = Console(stderr=True)
     if recording is not None:

@@ -10,7 +10,16 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-CATEGORIES = ("environment", "imports", "build", "devices", "kernels", "distributed", "training")
+CATEGORIES = (
+    "environment",
+    "imports",
+    "build",
+    "devices",
+    "kernels",
+    "compile",
+    "distributed",
+    "training",
+)
 
 
 class Status(str, enum.Enum):
