@@ -88,7 +88,7 @@ def _torch_failure(ctx: Context, d: dict[str, Any], device: str) -> CheckResult:
                 "torch",
                 "torch.compile cannot use the GPU: Triton is not installed",
                 f"conda-forge has no Triton for this PyTorch build ({ctx.profile.name}); "
-                f"torch.compile failed: {_first_line(error)}",
+                f"torch.compile failed: {d.get('error_root') or _first_line(error)}",
                 "use eager mode here, or a newer env (torch-cuda12, cuda13) for torch.compile",
                 figures=figures,
             )
@@ -99,10 +99,10 @@ def _torch_failure(ctx: Context, d: dict[str, Any], device: str) -> CheckResult:
     dx = next((f for f in found if f), None) or diagnose.out_of_memory(error)
     if dx is None:
         dx = Diagnosis(
-            f"torch.compile failed: {_first_line(error)}",
+            f"torch.compile failed: {d.get('error_root') or _first_line(error)}",
             "rerun with --json and report it (TORCHDYNAMO_VERBOSE=1 shows PyTorch's stack)",
         )
-    message = f"torch.compile failed on {device}: {_first_line(error)}"
+    message = f"torch.compile failed on {device}: {d.get('error_root') or _first_line(error)}"
     return failed(CAT, "torch", message, dx.cause, dx.fix, figures=figures)
 
 
@@ -141,8 +141,12 @@ def torch_compile(ctx: Context) -> CheckResult:
             devices=[DeviceResult(dev_name, Status.FAIL, bad, figures)],
             figures=figures,
         )
-    dx = not_a_compiler(tc, device) or (triton_problem(tc, ctx.profile.name) if gpu else None)
-    if dx:  # compiled anyway, but another build (an extension, a GPU run) will trip on it
+    dx = not_a_compiler(tc, device)
+    if dx:  # this model compiled without it, but Triton and extension builds use CC/CXX
+        broken = f"compiled, but {dx.cause.split(':')[0]}"
+        return failed(CAT, "torch", broken, dx.cause, dx.fix, figures=figures)
+    dx = triton_problem(tc, ctx.profile.name) if gpu else None
+    if dx:  # compiled with a Triton the build was not made for
         return warned(CAT, "torch", msg, dx.cause, dx.fix, figures=figures)
     dev = DeviceResult(dev_name, Status.PASS, msg, figures)
     return passed(CAT, "torch", msg, devices=[dev], figures=figures)
@@ -181,7 +185,7 @@ def tf_compile(ctx: Context) -> CheckResult:
                 f"XLA failed: {_first_line(error)}",
                 "rerun with --json and report it; TF_CPP_MIN_LOG_LEVEL=0 shows XLA's log",
             )
-        message = f"XLA (jit_compile=True) failed: {_first_line(error)}"
+        message = f"XLA (jit_compile=True) failed: {d.get('error_root') or _first_line(error)}"
         return failed(CAT, "tensorflow", message, dx.cause, dx.fix, figures=figures)
     err, tol = d["max_rel_error"], d["tolerance"]
     msg = (

@@ -263,8 +263,18 @@ def torch_compile(args: dict[str, Any]) -> dict[str, Any]:
         try:
             out.update(_compare(torch, device, args.get("steps", 20)))
         except Exception as exc:  # the failure is the finding: keep the facts that explain it
-            out.update(compiled=False, error=_error_text(exc))
+            out.update(compiled=False, error=_error_text(exc), error_root=_root_line(exc))
         return out
+
+
+def _root_line(exc: BaseException) -> str:
+    """The innermost cause's first line: PyTorch wraps it (BackendCompilerFailed, ...)."""
+    seen = set()
+    while (exc.__cause__ or exc.__context__) is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return (text.splitlines() or [""])[0][:300]
 
 
 def _error_text(exc: BaseException) -> str:
@@ -371,7 +381,7 @@ def tf_compile(args: dict[str, Any]) -> dict[str, Any]:
             plain(x, k, w).numpy()
             plain_step = time.perf_counter() - start
         except Exception as exc:  # XLA's own words (libdevice, ptxas) are the finding
-            out.update(compiled=False, error=_error_text(exc))
+            out.update(compiled=False, error=_error_text(exc), error_root=_root_line(exc))
             return out
     ref = abs(float(want)) or 1.0
     out.update(
