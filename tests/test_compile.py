@@ -316,3 +316,16 @@ def test_linux_envs_with_pytorch_hold_compilers_and_cuda_builds_hold_triton():
                 assert pin and str(records["triton"].version) == pin[0].split()[1], where
             checked += 1
     assert checked >= 9  # every linux env x platform with PyTorch
+
+
+# -- info: the toolchain beside the frameworks ---------------------------------------------------
+@needs_gxx
+def test_info_shows_compilers_triton_and_ptxas(tmp_path):
+    out = tmp_path / "info.json"
+    proc = run_envcheck("info", "--framework", "torch", "--json", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    tc = json.loads(out.read_text())["compile.toolchain"]
+    assert tc["cxx"]["path"] == shutil.which("g++") and tc["cxx"]["works"]
+    for label in ("C compiler", "C++ compiler", "Triton", "ptxas"):
+        assert label in proc.stdout
+    assert tc["cxx"]["version"].split()[0] in proc.stdout

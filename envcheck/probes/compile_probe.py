@@ -29,9 +29,10 @@ _TEST_SOURCE = "int envcheck_probe(int x) { return x + 1; }\n"
 
 
 def _first_line(text: str) -> str:
+    """A tool's first non-empty line, printable only (it ends up on a terminal)."""
     for line in text.splitlines():
         if line.strip():
-            return line.strip()[:200]
+            return "".join(ch if ch.isprintable() else "?" for ch in line.strip()[:200])
     return ""
 
 
