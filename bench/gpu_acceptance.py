@@ -250,6 +250,11 @@ def judge_verify(step: dict[str, Any], out: Path) -> None:
             f = training.get("figures") or {}
             step["figures"]["accuracy"] = _pct(f.get("test_accuracy"))
             step["figures"]["training s"] = _round(f.get("train_seconds"))
+        compiled = _check(report, "compile.torch")
+        if compiled:  # torch.compile on the GPU: Triton's cold compile, its own line
+            f = compiled.get("figures") or {}
+            step["figures"]["compile cold s"] = _round(f.get("cold_seconds"))
+            step["figures"]["compile warm s"] = _round(f.get("warm_seconds"))
     else:
         if step["exit_code"] != 1:
             problems.append(f"exit code {step['exit_code']}, expected 1")

@@ -329,3 +329,18 @@ def test_info_shows_compilers_triton_and_ptxas(tmp_path):
     for label in ("C compiler", "C++ compiler", "Triton", "ptxas"):
         assert label in proc.stdout
     assert tc["cxx"]["version"].split()[0] in proc.stdout
+
+
+def test_windows_gpu_without_triton_warns_instead_of_failing():
+    data = {"compiled": False, "device": "cuda", "cache": {},
+            "toolchain": _toolchain(triton={"installed": False, "version": None}),
+            "error": "RuntimeError: Cannot find a working triton installation."}  # fmt: skip
+    recorded = _recorded(ProbeOutcome("t", True, data=data), cuda=True)
+    windows = {"variables": {}, "platform": {"system": "Windows", "machine": "AMD64"}}
+    recorded["environment"] = ProbeOutcome("environment", True, data=windows)
+    result, _ = run_compile_check("torch", "cuda12", recorded=recorded)
+    assert result.status is Status.WARN and "no Triton for Windows" in result.cause
+    # the same on linux is a FAIL: the lock's linux CUDA envs carry Triton
+    recorded["environment"] = ProbeOutcome("environment", True, data={"variables": {}})
+    result, _ = run_compile_check("torch", "cuda12", recorded=recorded)
+    assert result.status is Status.FAIL and "Triton is not installed" in result.cause

@@ -20,8 +20,19 @@ from .kernels import gpu_ready, no_gpu_failure
 from .registry import Context, ProbeFailed, register
 
 CAT = "compile"
-# conda-forge has no Triton for PyTorch 2.0 cuda118: torch.compile cannot use the GPU there.
+# conda-forge has no Triton for PyTorch 2.0 cuda118, nor for Windows: torch.compile cannot use
+# the GPU there, which the env cannot fix (a WARN, not a FAIL).
 NO_TRITON_PROFILES = ("cuda11",)
+
+
+def _no_triton_here(ctx: Context) -> str | None:
+    """Why this env cannot have Triton, or None where it should."""
+    if ctx.profile.name in NO_TRITON_PROFILES:
+        return f"conda-forge has no Triton for this PyTorch build ({ctx.profile.name})"
+    env = ctx.outcome("environment")
+    if env.ok and (env.data.get("platform") or {}).get("system") == "Windows":
+        return "conda-forge has no Triton for Windows"
+    return None
 
 
 def _driver_cuda(ctx: Context) -> str | None:
@@ -82,14 +93,15 @@ def _torch_failure(ctx: Context, d: dict[str, Any], device: str) -> CheckResult:
     ]
     if device == "cuda":
         missing_triton = not (tc.get("triton") or {}).get("installed")
-        if missing_triton and ctx.profile.name in NO_TRITON_PROFILES:
+        why = _no_triton_here(ctx) if missing_triton else None
+        if why:
             return warned(
                 CAT,
                 "torch",
                 "torch.compile cannot use the GPU: Triton is not installed",
-                f"conda-forge has no Triton for this PyTorch build ({ctx.profile.name}); "
-                f"torch.compile failed: {d.get('error_root') or _first_line(error)}",
-                "use eager mode here, or a newer env (torch-cuda12, cuda13) for torch.compile",
+                f"{why}; torch.compile failed: {d.get('error_root') or _first_line(error)}",
+                "use eager mode here; for torch.compile on the GPU use a linux env with Triton "
+                "(torch-cuda12, cuda13)",
                 figures=figures,
             )
         found += [
