@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"envcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    v = sub.add_parser("verify", help="check imports, builds, GPUs, kernels, compile and MNIST training")
+    v = sub.add_parser(
+        "verify", help="check imports, builds, GPUs, kernels, compile and MNIST training"
+    )
     _add_selection(v)
     v.add_argument("--quick", action="store_true", help="short training run (bar 97%%)")
     v.add_argument("--json", metavar="FILE", type=Path, help="write the JSON report")
