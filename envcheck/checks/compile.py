@@ -136,10 +136,13 @@ def torch_compile(ctx: Context) -> CheckResult:
     figures = _torch_figures(d)
     tc = d.get("toolchain") or {}
     err, tol = d["max_rel_error"], d["tolerance"]
+    named = ((d.get("cache") or {}).get("TORCHINDUCTOR_CACHE_DIR") or {}).get("named")
+    # a cache folder the user named may already hold these kernels: then it is not "cold"
+    first = "first (TORCHINDUCTOR_CACHE_DIR set: may be warm)" if named else "cold"
     msg = (
         f"forward+backward match eager (max rel. error {err:.1e} <= {tol:.0e}); compile "
-        f"{d['cold_seconds']:.1f} s cold, {d['warm_seconds']:.1f} s warm; step "
-        f"{d['compiled_step_ms']:.1f} ms compiled vs {d['eager_step_ms']:.1f} ms eager"
+        f"{d['cold_seconds']:.1f} s {first}, {d['warm_seconds']:.1f} s again from the cache; "
+        f"step {d['compiled_step_ms']:.1f} ms compiled vs {d['eager_step_ms']:.1f} ms eager"
     )
     dev_name = str(d.get("device_name") or d.get("device") or device)
     if err > tol:
