@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -344,3 +345,17 @@ def test_windows_gpu_without_triton_warns_instead_of_failing():
     recorded["environment"] = ProbeOutcome("environment", True, data={"variables": {}})
     result, _ = run_compile_check("torch", "cuda12", recorded=recorded)
     assert result.status is Status.FAIL and "Triton is not installed" in result.cause
+
+
+# -- an interrupted compile leaves nothing behind ------------------------------------------------
+@needs_framework("torch")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds processes in /proc")
+def test_ctrl_c_during_the_compile_removes_its_cache_folder(tmp_path):
+    from test_interrupts import interrupt, start, wait_for
+
+    tmpdir = tmp_path / "tmp"
+    proc = start(["-m", "envcheck", "verify", "--framework", "torch", "--no-training"], tmpdir)
+    # Inductor has begun writing its cache: the compile probe's folder is filled
+    wait_for(lambda: list(tmpdir.glob("*/envcheck-compile-*/inductor/*")), 300, "the compile")
+    stderr = interrupt(proc, signal.SIGINT, tmpdir)  # asserts tmpdir is empty afterwards
+    assert "interrupted by SIGINT" in stderr and "Traceback" not in stderr

@@ -23,6 +23,7 @@ TOOL_TIMEOUT = 30
 # (set below), so the same bound holds with room for atomics in the backward reductions.
 TOLERANCE = {"cpu": 1e-4, "cuda": 1e-3}
 TF_TOLERANCE = 1e-4
+CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
 # What a C source must do to prove a compiler works: build and link a shared object, as
 # Triton's launcher and Inductor's kernels are.
 _TEST_SOURCE = "int envcheck_probe(int x) { return x + 1; }\n"
@@ -220,7 +221,7 @@ def cache_dirs(scratch: str) -> dict[str, Any]:
     fail on a read-only home; a named folder is respected and tested for writing.
     """
     out: dict[str, Any] = {}
-    for var, sub in (("TORCHINDUCTOR_CACHE_DIR", "inductor"), ("TRITON_CACHE_DIR", "triton")):
+    for var, sub in zip(CACHE_VARS, ("inductor", "triton")):
         named = os.environ.get(var)
         folder = named or os.path.join(scratch, sub)
         os.environ[var] = folder
@@ -247,25 +248,50 @@ def _timed_steps(step, n: int, sync) -> float:
 def torch_compile(args: dict[str, Any]) -> dict[str, Any]:
     """torch.compile (Inductor) of a tiny conv + matmul + reduction model, forward and
     backward, against eager: errors, cold and warm compile seconds, step speed."""
-    device = args.get("device", "cpu")
-    with tempfile.TemporaryDirectory(prefix="envcheck-compile-") as scratch:
-        out: dict[str, Any] = {"device": device, "toolchain": toolchain({})}
-        out["cache"] = cache_dirs(scratch)
-        start = time.perf_counter()
-        import torch
+    # the runner's per-probe folder, removed even when the probe is killed (a timeout, Ctrl-C)
+    parent = os.environ.get("ENVCHECK_PROBE_SCRATCH")
+    parent = parent if parent and os.path.isdir(parent) else None
+    # what this probe changes in its process, put back after (a warm worker lives on)
+    saved_env = {k: os.environ.get(k) for k in ("TMPDIR", *CACHE_VARS)}
+    saved_tempdir = tempfile.tempdir
+    try:
+        with tempfile.TemporaryDirectory(prefix="envcheck-compile-", dir=parent) as scratch:
+            return _torch_compile_in(scratch, args.get("device", "cpu"), args.get("steps", 20))
+    finally:
+        tempfile.tempdir = saved_tempdir
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
-        out["import_seconds"] = time.perf_counter() - start
-        out["torch_version"] = torch.__version__
+
+def _torch_compile_in(scratch: str, device: str, steps: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"device": device, "toolchain": toolchain({})}
+    out["cache"] = cache_dirs(scratch)
+    # gcc and Inductor's workers write their temp files under TMPDIR: keep them in here
+    tmp = os.path.join(scratch, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    os.environ["TMPDIR"] = tempfile.tempdir = tmp
+    start = time.perf_counter()
+    import torch
+
+    out["import_seconds"] = time.perf_counter() - start
+    out["torch_version"] = torch.__version__
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
         if device == "cuda":
             # TF32 would make eager and compiled differ by design, not by a fault.
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
             out["device_name"] = torch.cuda.get_device_name(0)
-        try:
-            out.update(_compare(torch, device, args.get("steps", 20)))
-        except Exception as exc:  # the failure is the finding: keep the facts that explain it
-            out.update(compiled=False, error=_error_text(exc), error_root=_root_line(exc))
-        return out
+        out.update(_compare(torch, device, steps))
+    except Exception as exc:  # the failure is the finding: keep the facts that explain it
+        out.update(compiled=False, error=_error_text(exc), error_root=_root_line(exc))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        torch._dynamo.reset()  # a warm worker must not keep this model's compiled graphs
+    return out
 
 
 def _root_line(exc: BaseException) -> str:
