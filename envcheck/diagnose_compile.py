@@ -46,9 +46,10 @@ def no_compiler(toolchain: dict[str, Any], device: str, error: str = "") -> Diag
         looked = (toolchain.get(lang) or {}).get("looked_for") or (
             ["$CC", "gcc", "clang"] if lang == "c" else ["$CXX", "g++ (cpp.cxx)"]
         )
+        setting = " (torch._inductor.config.cpp.cxx)" if lang == "cxx" else ""
         parts.append(
             f"no {LANGUAGE[lang]} compiler for {READER[lang]} (looked for {', '.join(looked)} "
-            "on PATH)"
+            f"on PATH{setting})"
         )
     return Diagnosis("; ".join(parts), f"{INSTALL_FIX}; or set {_vars(missing)} to one")
 
