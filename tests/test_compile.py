@@ -359,3 +359,18 @@ def test_ctrl_c_during_the_compile_removes_its_cache_folder(tmp_path):
     wait_for(lambda: list(tmpdir.glob("*/envcheck-compile-*/inductor/*")), 300, "the compile")
     stderr = interrupt(proc, signal.SIGINT, tmpdir)  # asserts tmpdir is empty afterwards
     assert "interrupted by SIGINT" in stderr and "Traceback" not in stderr
+
+
+def test_xla_without_libdevice_is_diagnosed_in_compile_tensorflow():
+    data = {"compiled": False, "device": "gpu",
+            "error": "InternalError: libdevice not found at ./libdevice.10.bc"}  # fmt: skip
+    recorded = {
+        "environment": ProbeOutcome("environment", True, data={"variables": {}}),
+        "nvml": ProbeOutcome("nvml", True, data={"available": True}),
+        "tensorflow.facts": ProbeOutcome("f", True, data={"devices": [{"name": "GPU:0"}]}),
+        "tensorflow.compile": ProbeOutcome("c", True, data=data),
+    }
+    result, _ = run_compile_check("tensorflow", "cuda12", recorded=recorded)
+    assert result.status is Status.FAIL
+    assert "libdevice" in result.cause and "XLA_FLAGS is unset" in result.cause
+    assert "--xla_gpu_cuda_data_dir=$CONDA_PREFIX" in result.fix
