@@ -374,3 +374,11 @@ def test_xla_without_libdevice_is_diagnosed_in_compile_tensorflow():
     assert result.status is Status.FAIL
     assert "libdevice" in result.cause and "XLA_FLAGS is unset" in result.cause
     assert "--xla_gpu_cuda_data_dir=$CONDA_PREFIX" in result.fix
+
+
+def test_a_cc_with_control_characters_is_shown_printable_and_named_as_broken(tmp_path):
+    cc = "no\x1b[31mpe"
+    data = toolchain({}, environ={"PATH": python_only_path(tmp_path), "CC": cc})
+    assert data["c"]["looked_for"] == ["$CC=no?[31mpe"]
+    dx = not_a_compiler(data, "cpu")
+    assert dx and "\x1b" not in dx.cause and "is not an executable" in dx.cause

@@ -67,8 +67,8 @@ def _search(language: str, environ: dict[str, str]) -> tuple[str | None, list[st
         var = "CXX"
         defaults = ["cl"] if os.name == "nt" else ["clang++" if sys.platform == "darwin" else "g++"]
     value = environ.get(var)
-    if value:
-        return var, [f"${var}={value}"], [value]
+    if value:  # shown in messages: one printable line, bounded
+        return var, [f"${var}={_first_line(value)}"], [value]
     return var, [f"${var} (unset)", *defaults], defaults
 
 
@@ -91,7 +91,8 @@ def _compiler(language: str, environ: dict[str, str], workdir: str) -> dict[str,
             break
     if not out["path"]:
         named = commands[0] if out["from_variable"] else None
-        out["error"] = f"${var}={named!r} is not an executable" if named else "none found"
+        shown = _first_line(named) if named else ""
+        out["error"] = f"${var}={shown!r} is not an executable" if named else "none found"
         return out
     if os.name == "nt" and Path(out["path"]).stem.lower() == "cl":
         code, text = _run([out["path"]])  # cl has no --version; its banner names the version
