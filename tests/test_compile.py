@@ -382,3 +382,10 @@ def test_a_cc_with_control_characters_is_shown_printable_and_named_as_broken(tmp
     assert data["c"]["looked_for"] == ["$CC=no?[31mpe"]
     dx = not_a_compiler(data, "cpu")
     assert dx and "\x1b" not in dx.cause and "is not an executable" in dx.cause
+
+
+def test_facts_recorded_before_the_compile_checks_replay_as_skipped():
+    recorded = _recorded(ProbeOutcome("t", True, data={}))
+    del recorded["torch.compile"]
+    result, _ = run_compile_check("torch", recorded=recorded)
+    assert result.status is Status.SKIP and "torch.compile is not in the facts" in result.message

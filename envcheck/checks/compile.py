@@ -15,11 +15,12 @@ from ..diagnose_compile import (
     ptxas_too_new,
     triton_problem,
 )
-from ..model import CheckResult, DeviceResult, Status, failed, passed, warned
+from ..model import CheckResult, DeviceResult, Status, failed, passed, skipped, warned
 from .kernels import gpu_ready, no_gpu_failure
 from .registry import Context, ProbeFailed, register
 
 CAT = "compile"
+NOT_RECORDED = "not in the recorded facts"  # what verify's replay says of a missing probe
 # conda-forge has no Triton for PyTorch 2.0 cuda118, nor for Windows: torch.compile cannot use
 # the GPU there, which the env cannot fix (a WARN, not a FAIL).
 NO_TRITON_PROFILES = ("cuda11",)
@@ -41,7 +42,12 @@ def _driver_cuda(ctx: Context) -> str | None:
 
 
 def _timeout(exc: ProbeFailed, what: str) -> CheckResult | None:
-    if exc.outcome.failure != "timeout" or not exc.name.endswith(".compile"):
+    """The compile probe's own failures that have a better verdict than the generic one."""
+    if not exc.name.endswith(".compile"):
+        return None
+    if exc.outcome.error == NOT_RECORDED:  # facts saved before the compile checks existed
+        return skipped(CAT, exc.name.split(".")[0], f"not run: {exc.name} is not in the facts")
+    if exc.outcome.failure != "timeout":
         return None
     dx = compile_timeout(what, exc.outcome.seconds)
     return failed(CAT, exc.name.split(".")[0], f"{what} timed out", dx.cause, dx.fix)
