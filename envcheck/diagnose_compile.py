@@ -14,7 +14,7 @@ LANGUAGE = {"c": "C", "cxx": "C++"}
 # Who reads each compiler: Triton builds its launcher with C, Inductor writes C++ for the CPU.
 READER = {"c": "Triton", "cxx": "Inductor"}
 INSTALL_FIX = (
-    "install the environment from the lock (`pixi install -e <env>`: its linux-64 and "
+    "install the environment from the lock (`pixi install --locked -e <env>`: its linux-64 and "
     "linux-aarch64 envs carry conda-forge's gcc and gxx), or install a compiler on the machine "
     "(Debian/Ubuntu: apt install gcc g++; macOS: xcode-select --install; Windows: Visual Studio "
     "Build Tools, run from its Developer prompt)"
@@ -91,7 +91,7 @@ def triton_problem(toolchain: dict[str, Any], profile: str) -> Diagnosis | None:
     """On a GPU, Inductor's kernels are Triton's: it must be there, at the version PyTorch pins
     (conda-forge's pytorch depends on one exact triton, which is what pixi.lock holds)."""
     t = toolchain.get("triton") or {}
-    fix = f"reinstall the env from the lock: `pixi install -e {profile}`"
+    fix = f"reinstall the env from the lock: `pixi install --locked -e {profile}`"
     if not t.get("installed"):
         return Diagnosis(
             "Triton is not installed: torch.compile has no GPU backend (Inductor generates "

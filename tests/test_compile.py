@@ -221,7 +221,7 @@ def test_triton_missing_or_not_the_pinned_version():
     assert triton_problem(_toolchain(), "cuda12") is None
     missing = triton_problem(_toolchain(triton={"installed": False, "version": None}), "cuda12")
     assert missing and "Triton is not installed" in missing.cause
-    assert "pixi install -e cuda12" in missing.fix
+    assert "pixi install --locked -e cuda12" in missing.fix
     other = triton_problem(_toolchain(triton={"version": "3.5.1"}), "cuda12")
     assert other and "Triton 3.5.1 is installed but this PyTorch build needs Triton 3.7.1" in (
         other.cause
