@@ -158,6 +158,19 @@ def cache_not_writable(cache: dict[str, Any], error: str = "") -> Diagnosis | No
     return Diagnosis(f"the compile cache folder is not writable: {'; '.join(bad)}", CACHE_FIX)
 
 
+def cache_noexec(cache: dict[str, Any], error: str) -> Diagnosis | None:
+    """Inductor loads the kernels it built from its cache folder; on a `noexec` mount (a
+    hardened /tmp in containers) dlopen refuses them."""
+    if "failed to map segment from shared object" not in (error or ""):
+        return None
+    folder = (cache.get("TORCHINDUCTOR_CACHE_DIR") or {}).get("path") or "the cache folder"
+    return Diagnosis(
+        f"the compiled kernels cannot be loaded: {folder} is on a file system mounted noexec",
+        "set TORCHINDUCTOR_CACHE_DIR and TRITON_CACHE_DIR (and TMPDIR) to a folder on a mount "
+        "that allows exec, or mount /tmp with exec (docker: --tmpfs /tmp:exec)",
+    )
+
+
 def compile_timeout(what: str, seconds: float) -> Diagnosis:
     return Diagnosis(
         f"{what} did not finish in {seconds:.0f} s",

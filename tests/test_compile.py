@@ -22,6 +22,7 @@ from conftest import REPO, needs_framework, run_envcheck
 
 from envcheck.checks import REGISTRY, Options
 from envcheck.diagnose_compile import (
+    cache_noexec,
     cache_not_writable,
     no_compiler,
     not_a_compiler,
@@ -389,3 +390,11 @@ def test_facts_recorded_before_the_compile_checks_replay_as_skipped():
     del recorded["torch.compile"]
     result, _ = run_compile_check("torch", recorded=recorded)
     assert result.status is Status.SKIP and "torch.compile is not in the facts" in result.message
+
+
+def test_kernels_on_a_noexec_mount_are_diagnosed():
+    cache = {"TORCHINDUCTOR_CACHE_DIR": {"path": "/tmp/x/inductor", "error": None}}
+    error = "ImportError: /tmp/x/inductor/ab/cab.so: failed to map segment from shared object"
+    dx = cache_noexec(cache, error)
+    assert dx and "/tmp/x/inductor is on a file system mounted noexec" in dx.cause
+    assert "exec" in dx.fix and cache_noexec(cache, "ImportError: other") is None

@@ -8,6 +8,7 @@ from typing import Any
 from .. import diagnose
 from ..diagnose import Diagnosis
 from ..diagnose_compile import (
+    cache_noexec,
     cache_not_writable,
     compile_timeout,
     no_compiler,
@@ -94,6 +95,7 @@ def _torch_failure(ctx: Context, d: dict[str, Any], device: str) -> CheckResult:
     figures = _torch_figures(d)
     found = [
         cache_not_writable(d.get("cache") or {}, error),
+        cache_noexec(d.get("cache") or {}, error),
         not_a_compiler(tc, device),
         no_compiler(tc, device, error),
     ]
