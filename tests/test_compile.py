@@ -398,3 +398,19 @@ def test_kernels_on_a_noexec_mount_are_diagnosed():
     dx = cache_noexec(cache, error)
     assert dx and "/tmp/x/inductor is on a file system mounted noexec" in dx.cause
     assert "exec" in dx.fix and cache_noexec(cache, "ImportError: other") is None
+
+
+def test_a_cc_that_floods_or_hangs_is_bounded(tmp_path, monkeypatch):
+    from envcheck.probes import compile_probe
+
+    flood = tmp_path / "flood-cc"
+    # floods its output, and leaves a child that would outlive a plain kill
+    flood.write_text("#!/bin/sh\nsleep 617 &\nyes 'output output output'\n")
+    flood.chmod(0o755)
+    monkeypatch.setattr(compile_probe, "TOOL_TIMEOUT", 2)
+    data = toolchain({}, environ={"PATH": python_only_path(tmp_path), "CC": str(flood)})
+    c = data["c"]
+    assert not c["works"] and c["error"] == f"{flood} did not finish in 2 s"
+    assert c["version"] is None
+    left = subprocess.run(["pgrep", "-f", "sleep 617"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "the tool's child outlived it"

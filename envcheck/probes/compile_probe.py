@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,21 +39,36 @@ def _first_line(text: str) -> str:
 
 
 def _run(argv: list[str], cwd: str | None = None) -> tuple[int | None, str]:
-    """(exit code or None when it could not run or hung, combined output)."""
+    """(exit code or None when it could not run or hung, the end of its output).
+
+    A named CC can be anything: its output is drained and only its end kept (a flood must
+    not fill memory), and it is killed after TOOL_TIMEOUT.
+    """
+    from ..runner import TailReader
+
     try:
-        p = subprocess.run(
+        proc = subprocess.Popen(
             argv,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            timeout=TOOL_TIMEOUT,
+            start_new_session=True,  # so a hung tool's children die with it
         )
-    except subprocess.TimeoutExpired:
-        return None, f"{argv[0]} did not finish in {TOOL_TIMEOUT} s"
     except OSError as exc:
         return None, f"{type(exc).__name__}: {exc}"
-    return p.returncode, p.stdout.decode("utf-8", errors="replace")[-4000:]
+    tail = TailReader(proc.stdout, keep=4000)
+    try:
+        proc.wait(timeout=TOOL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, AttributeError):
+            proc.kill()
+        proc.wait()
+        tail.finish()
+        return None, f"{_first_line(argv[0])} did not finish in {TOOL_TIMEOUT} s"
+    return proc.returncode, tail.finish()
 
 
 def _search(language: str, environ: dict[str, str]) -> tuple[str | None, list[str], list[str]]:
@@ -100,7 +116,7 @@ def _compiler(language: str, environ: dict[str, str], workdir: str) -> dict[str,
         out["works"] = code is not None
         return out
     code, text = _run([out["path"], "--version"])
-    out["version"] = _first_line(text) or None
+    out["version"] = (_first_line(text) or None) if code is not None else None
     suffix = ".c" if language == "c" else ".cpp"
     src = Path(workdir, f"probe_{language}{suffix}")
     lib = Path(workdir, f"probe_{language}.so")
