@@ -42,7 +42,7 @@ def _driver_cuda(ctx: Context) -> str | None:
     return o.data.get("cuda_driver_version") if o.ok else None
 
 
-def _timeout(exc: ProbeFailed, what: str) -> CheckResult | None:
+def _probe_failed(exc: ProbeFailed, what: str) -> CheckResult | None:
     """The compile probe's own failures that have a better verdict than the generic one."""
     if not exc.name.endswith(".compile"):
         return None
@@ -135,9 +135,9 @@ def torch_compile(ctx: Context) -> CheckResult:
     try:
         d = ctx.data("torch.compile")
     except ProbeFailed as exc:
-        timed_out = _timeout(exc, "torch.compile of the test model")
-        if timed_out:
-            return timed_out
+        verdict = _probe_failed(exc, "torch.compile of the test model")
+        if verdict:
+            return verdict
         raise
     if not d.get("compiled"):
         return _torch_failure(ctx, d, device)
@@ -183,9 +183,9 @@ def tf_compile(ctx: Context) -> CheckResult:
     try:
         d = ctx.data("tensorflow.compile")
     except ProbeFailed as exc:
-        timed_out = _timeout(exc, "XLA (jit_compile=True) of the test function")
-        if timed_out:
-            return timed_out
+        verdict = _probe_failed(exc, "XLA (jit_compile=True) of the test function")
+        if verdict:
+            return verdict
         variables = ctx.data("environment").get("variables", {})
         output = f"{exc.outcome.stderr}\n{exc.outcome.error or ''}"
         dx = diagnose.xla_libdevice_missing(output, variables)
