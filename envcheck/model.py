@@ -10,7 +10,18 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-CATEGORIES = ("environment", "imports", "build", "devices", "kernels", "distributed", "training")
+# health follows kernels: its clock and link readings are taken while the kernels check loads
+# the GPUs
+CATEGORIES = (
+    "environment",
+    "imports",
+    "build",
+    "devices",
+    "kernels",
+    "health",
+    "distributed",
+    "training",
+)
 
 
 class Status(str, enum.Enum):

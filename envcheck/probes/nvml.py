@@ -5,7 +5,10 @@ Runs in a subprocess: a wedged driver can hang NVML calls.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+from . import health
 
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
 
@@ -84,9 +87,13 @@ def _read_all(nv) -> dict[str, Any]:
                     _optional(nv, "nvmlDeviceGetComputeRunningProcesses", h, default=[])
                 ),
                 "retired_pages_pending": _optional(nv, "nvmlDeviceGetRetiredPagesPendingStatus", h),
+                # ECC, retired memory, clocks, link, temperature, power: judged by health.*
+                "health": health.read_gpu(nv, h),
             }
         )
     return {
+        "system": "linux" if sys.platform.startswith("linux") else sys.platform,
+        "uptime_s": health.uptime_s(),
         "driver_version": _text(nv.nvmlSystemGetDriverVersion()),
         # NVML encodes CUDA 12.4 as 12040
         "cuda_driver_version": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
