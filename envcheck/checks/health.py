@@ -166,7 +166,7 @@ def judge_ecc(
     if vu:
         return Verdict(
             Status.FAIL,
-            f"{vu} uncorrectable ECC error(s) since the driver loaded; {summary}",
+            f"{vu} uncorrectable ECC error(s) since the driver loaded (lifetime: {au})",
             f"{vu} uncorrectable ECC error(s) since the driver loaded: a job's data was lost",
             f"{RESET_OR_DRAIN}; if they return, replace the card "
             "(`nvidia-smi -q -d ECC,ROW_REMAPPER`)",
@@ -175,7 +175,7 @@ def judge_ecc(
     if au:
         return Verdict(
             Status.FAIL,
-            f"{au} uncorrectable ECC error(s) in the GPU's lifetime; {summary}",
+            f"{au} uncorrectable ECC error(s) in the GPU's lifetime, none since the driver loaded",
             f"{au} uncorrectable ECC error(s) in the GPU's lifetime (aggregate counter)",
             "check that the bad memory was remapped or retired (`nvidia-smi -q -d "
             f"ROW_REMAPPER,PAGE_RETIREMENT`) and {RESET_OR_DRAIN}; once cleared for service, "
@@ -185,7 +185,7 @@ def judge_ecc(
     if during:
         return Verdict(
             Status.WARN,
-            f"{during} corrected ECC error(s) during the load; {summary}",
+            f"{during} corrected ECC error(s) during the load ({vc} since the driver loaded)",
             f"the GPU's memory produced {during} corrected error(s) during a few seconds of load",
             "watch the count (`nvidia-smi -q -d ECC`); if it grows, drain the node and test the "
             "memory (`dcgmi diag -r 3`)",
@@ -195,7 +195,7 @@ def judge_ecc(
     if rate is not None and vc > CORRECTED_PER_HOUR_WARN * max(uptime / 3600, 1):
         return Verdict(
             Status.WARN,
-            f"{vc} corrected ECC errors since boot, {rate}/h; {summary}",
+            f"{vc} corrected ECC errors since the driver loaded, {rate}/h since boot",
             f"corrected ECC errors at {rate} per hour since boot, above the "
             f"{CORRECTED_PER_HOUR_WARN:g}/h envcheck warns at",
             "watch the count (`nvidia-smi -q -d ECC`); if it grows, drain the node and test the "
@@ -486,10 +486,13 @@ def aspect_result(aspect: str, verdicts: list[tuple[dict[str, Any], Verdict]]) -
             fix=first.fix,
             devices=devices,
         )
-    if status is Status.SKIP:
+    if len(verdicts) == 1:
+        g, v = verdicts[0]
         return CheckResult(
-            CAT, aspect, status, f"{title}: {verdicts[0][1].message}", devices=devices
+            CAT, aspect, status, f"GPU {g.get('index')}: {v.message}", devices=devices
         )
+    if status is Status.SKIP:
+        return CheckResult(CAT, aspect, status, verdicts[0][1].message, devices=devices)
     return CheckResult(CAT, aspect, status, f"{len(devices)} GPU(s): {title} ok", devices=devices)
 
 

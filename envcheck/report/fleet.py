@@ -129,6 +129,24 @@ def notes(machines: list[Machine]) -> list[tuple[Machine, CheckResult]]:
     ]
 
 
+def unhealthy_gpus(machines: list[Machine]) -> list[tuple[Machine, CheckResult, DeviceResult]]:
+    """Every GPU a health check failed or warned on, failures first, in machine order."""
+    found = [
+        (m, c, d)
+        for m in machines
+        for c in m.report.checks
+        if c.category == "health"
+        for d in c.devices
+        if d.status in (Status.FAIL, Status.WARN)
+    ]
+    return sorted(found, key=lambda x: x[2].status is not Status.FAIL)
+
+
+def unhealthy_line(m: Machine, c: CheckResult, d: DeviceResult) -> str:
+    fix = f"; fix: {c.fix}" if c.fix else ""
+    return f"{m.name} {d.device}: {c.check_id}: {d.message}{fix}"
+
+
 def note_text(c: CheckResult) -> str:
     extra = c.cause_beyond_message
     return f"{c.message}" + (f": {extra}" if extra else "") + (f"; fix: {c.fix}" if c.fix else "")
@@ -143,6 +161,13 @@ def render(machines: list[Machine], console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    sick = unhealthy_gpus(machines)
+    if sick:  # a bad card is the first thing a fleet admin acts on: drain it
+        console.print(Text(f"Unhealthy GPUs: {len(sick)}", style="bold red"))
+        for m, c, d in sick:
+            console.print(
+                Text(f"{LABEL[d.status]} ", style=STYLE[d.status]) + Text(unhealthy_line(m, c, d))
+            )
     cats = [c for c in CATEGORIES if any(cat == c for cat, _ in check_ids(machines))]
     found = notes(machines)
     marks = {(m.name, c.check_id): i for i, (m, c) in enumerate(found, 1)}
@@ -190,9 +215,14 @@ def to_markdown(machines: list[Machine], refused: list[str]) -> str:
     ids = check_ids(machines)
     failed = sum(m.report.status is Status.FAIL for m in machines)
     verdict = f"{failed} of {len(machines)} machine(s) failed" if failed else "passed"
+    sick = [
+        f"- {ICON[d.status]} {_cell(unhealthy_line(m, c, d))}"
+        for m, c, d in unhealthy_gpus(machines)
+    ]
     lines = [
         f"### envcheck report: {verdict}",
         "",
+        *([f"**Unhealthy GPUs: {len(sick)}**", "", *sick, ""] if sick else []),
         "| machine | " + " | ".join(f"`{cid}`" for _, cid in ids) + " |",
         "|---|" + "---|" * len(ids),
     ]
