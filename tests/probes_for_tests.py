@@ -65,3 +65,13 @@ def health_under_load(args):
         os.environ.update(args.get("leave", {}))
 
     return sample_while(load, args.get("uuids"), interval_s=0.05)
+
+
+def torch_load_under_sampling(args):
+    """The torch kernels probe's own load (small, on the CPU) under the health sampler."""
+    import torch
+
+    from envcheck.probes.health import sample_while
+    from envcheck.probes.torch_probe import _burn
+
+    return sample_while(lambda: _burn(torch, ["cpu"], args["seconds"], n=64), None, 0.05)

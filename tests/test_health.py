@@ -226,6 +226,18 @@ def test_readings_under_load_judge_clocks_link_and_errors_counted_meanwhile(
     assert results["temperature_power"].devices[0].figures["under_load"] is True
 
 
+@needs_cpu_torch
+def test_the_kernels_probe_load_runs_its_time_under_the_sampler(fake_nvml_dir, monkeypatch):
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_nvml_dir))
+    args = {"seconds": 1.0}
+    outcome = run_probe("probes_for_tests:torch_load_under_sampling", args, 120, [TESTS])
+    assert outcome.ok, outcome.describe_failure()
+    d = outcome.data
+    assert d["available"] is True and 1.0 <= d["seconds"] < 30
+    (g,) = d["gpus"]
+    assert g["samples"] >= 2 and g["loaded"] is None  # no UUIDs given: which GPU ran is unknown
+
+
 def test_a_link_trained_down_under_load_warns_and_idle_is_not_judged(read_nvml):
     idle = read_nvml(FAKE_NVML_PCIE="1,16,5,16")
     uuid = idle["gpus"][0]["uuid"]
@@ -424,3 +436,9 @@ def test_the_p2p_probe_on_a_machine_without_cuda_says_so():
     outcome = run_probe(PROBES["torch.p2p"].target, {}, 120)
     assert outcome.ok, outcome.describe_failure()
     assert outcome.data == {"devices": [], "pairs": [], "note": "no CUDA device"}
+
+
+def test_facts_recorded_before_health_existed_skip_saying_so():
+    old = {"available": True, "system": "linux", "gpus": [{"index": 0, "uuid": "GPU-1"}]}
+    for result in judged(old).values():
+        assert result.status is Status.SKIP and "no health facts recorded" in result.message

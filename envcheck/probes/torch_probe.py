@@ -184,13 +184,15 @@ def kernels(args: dict[str, Any]) -> dict[str, Any]:
 LOAD_SECONDS = 2.0  # long enough for clocks, power and the link to settle under load
 
 
-def _burn(torch, devices: list[str], seconds: float) -> None:
+def _burn(torch, devices: list[str], seconds: float, n: int = 4096) -> None:
     """Half-precision matmuls on every GPU at once, with host-to-GPU copies (links train up
     under traffic), for ``seconds``: the load the health readings are taken under."""
     work = []
     for d in devices:
-        a = torch.randn(4096, 4096, device=d, dtype=torch.float16)
-        host = torch.empty(64 * 2**20, dtype=torch.uint8).pin_memory()
+        a = torch.randn(n, n, device=d).half()
+        host = torch.empty(64 * 2**20, dtype=torch.uint8)
+        if d.startswith("cuda"):  # pinned: the copy is a real DMA over the link
+            host = host.pin_memory()
         work.append((d, a, host, torch.empty_like(host, device=d)))
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -199,7 +201,7 @@ def _burn(torch, devices: list[str], seconds: float) -> None:
                 a @ a
             dev.copy_(host, non_blocking=True)
         for d, *_ in work:
-            torch.cuda.synchronize(d)
+            _sync(torch, d)
 
 
 def _load_health(torch, devices: list[str]) -> dict[str, Any]:
