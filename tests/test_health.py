@@ -289,10 +289,11 @@ def _replay_health(nvml: dict, torch_kernels: dict | None = None):
         frameworks = ("torch",)
         recorded["torch.facts"] = ProbeOutcome("t", True, data={"cuda_available": True})
         recorded["torch.kernels"] = ProbeOutcome("t", True, data=torch_kernels)
-    checks = [c for c in REGISTRY if c.category == "health"]
+    # devices.gpus too: it reports what NVML said when there is no GPU health to report
+    checks = [c for c in REGISTRY if c.category == "health" or c.check_id == "devices.gpus"]
     report, _ = verify(PROFILES["cuda12"], frameworks, True, Options(), recorded=recorded,
                        checks=checks)  # fmt: skip
-    return {c.name: c for c in report.checks}, report
+    return {c.name: c for c in report.checks if c.category == "health"}, report
 
 
 def test_verify_replays_health_into_a_report_json_and_junit_accept(read_nvml):
@@ -307,18 +308,32 @@ def test_verify_replays_health_into_a_report_json_and_junit_accept(read_nvml):
     assert checks["clocks"].status is Status.PASS
     assert report.exit_code == 1
     categories = report.to_dict()["categories"]
-    assert [c["name"] for c in categories] == ["health"]  # the autouse fixture validates both
+    assert [c["name"] for c in categories] == [
+        "devices",
+        "health",
+    ]  # validated by the autouse fixture
     # without torch the clocks and the link are read at idle only, and say so
     checks, _ = _replay_health(nvml)
     assert checks["pcie"].status is Status.SKIP
     assert checks["clocks"].figures["not_under_load"] == "no torch GPU load in this run"
 
 
-def test_without_a_driver_the_health_checks_skip():
+def test_without_a_driver_there_is_no_health_to_report():
+    """A CPU machine's report has no health rows (devices.gpus says there is no driver)."""
     nvml = {"available": False, "reason": "no_driver", "error": "NVML Shared Library Not Found"}
-    checks, _ = _replay_health(nvml)
-    assert {c.status for c in checks.values()} == {Status.SKIP}
-    assert "see devices.gpus" in checks["ecc"].message
+    checks, report = _replay_health(nvml)
+    assert checks == {} and [c.check_id for c in report.checks] == ["devices.gpus"]
+    checks, _ = _replay_health({"available": True, "gpus": [], "driver_version": "580.159.04",
+                                "cuda_driver_version": "13.0"})  # fmt: skip
+    assert checks == {}
+
+
+def test_a_health_reading_that_broke_outright_warns_and_names_the_error():
+    broke = {"unsupported": [], "errors": {"health": "TypeError: bad answer"}}
+    nvml = {"available": True, "system": "linux",
+            "gpus": [{"index": 0, "uuid": "GPU-1", "health": broke}]}  # fmt: skip
+    for result in judged(nvml).values():
+        assert result.status is Status.WARN and "TypeError: bad answer" in result.message
 
 
 # --- doctor and the fleet report -----------------------------------------------------------

@@ -461,9 +461,10 @@ def judge_machine(
         ld = loaded.get(_uuid_key(g.get("uuid")))
         for aspect in ASPECTS:
             if not h:
-                out[aspect].append((g, Verdict(Status.SKIP, "no health facts recorded")))
-            else:
-                out[aspect].append((g, judge_aspect(aspect, h, nvml, ld)))
+                verdict = Verdict(Status.SKIP, "no health facts recorded")
+            else:  # "health": the whole reading broke (envcheck.probes.nvml)
+                verdict = _unreadable(h, "health") or judge_aspect(aspect, h, nvml, ld)
+            out[aspect].append((g, verdict))
     return out
 
 
@@ -499,16 +500,11 @@ def aspect_result(aspect: str, verdicts: list[tuple[dict[str, Any], Verdict]]) -
 # --- verify's checks ------------------------------------------------------------------------
 
 
-def _nvml_or_skip(ctx: Context, aspect: str) -> tuple[dict[str, Any] | None, CheckResult | None]:
-    nvml = ctx.data("nvml")
-    if not nvml.get("available"):
-        why = nvml.get("error") or nvml.get("reason") or "no driver"
-        return None, CheckResult(
-            CAT, aspect, Status.SKIP, f"no NVML data ({why}): see devices.gpus"
-        )
-    if not nvml.get("gpus"):
-        return None, CheckResult(CAT, aspect, Status.SKIP, "NVML lists no GPU")
-    return nvml, None
+def has_gpus(ctx: Context) -> bool:
+    """Whether NVML lists a GPU: without one (no driver, or a failed NVML probe, which
+    devices.gpus reports) there is no GPU health to report, and these checks are left out."""
+    outcome = ctx.outcome("nvml")
+    return outcome.ok and bool(outcome.data.get("available")) and bool(outcome.data.get("gpus"))
 
 
 def load_facts(ctx: Context, start: bool = True) -> tuple[dict[str, Any] | None, str]:
@@ -535,9 +531,7 @@ def load_facts(ctx: Context, start: bool = True) -> tuple[dict[str, Any] | None,
 
 
 def _check(ctx: Context, aspect: str, heavy: bool) -> CheckResult:
-    nvml, skip = _nvml_or_skip(ctx, aspect)
-    if skip:
-        return skip
+    nvml = ctx.data("nvml")
     load, why = load_facts(ctx, start=heavy)
     result = aspect_result(aspect, judge_machine(nvml, load)[aspect])
     if load is None:
@@ -552,7 +546,7 @@ UNDER_LOAD = ("clocks", "pcie", "temperature_power")
 
 def _register(aspect: str) -> None:
     heavy = aspect in UNDER_LOAD
-    register(CAT, aspect, heavy=heavy)(lambda ctx: _check(ctx, aspect, heavy))
+    register(CAT, aspect, heavy=heavy, when=has_gpus)(lambda ctx: _check(ctx, aspect, heavy))
 
 
 for _aspect in ASPECTS:

@@ -61,6 +61,14 @@ def _optional(nv, name: str, *args, default=None):
         return default
 
 
+def _health(nv, h) -> dict[str, Any]:
+    """The GPU's health facts; a reading that breaks outright leaves the GPU's other facts."""
+    try:
+        return health.read_gpu(nv, h)
+    except Exception as exc:
+        return {"unsupported": [], "errors": {"health": f"{type(exc).__name__}: {exc}"[:200]}}
+
+
 def _read_all(nv) -> dict[str, Any]:
     cuda = _optional(nv, "nvmlSystemGetCudaDriverVersion_v2") or _optional(
         nv, "nvmlSystemGetCudaDriverVersion"
@@ -88,7 +96,7 @@ def _read_all(nv) -> dict[str, Any]:
                 ),
                 "retired_pages_pending": _optional(nv, "nvmlDeviceGetRetiredPagesPendingStatus", h),
                 # ECC, retired memory, clocks, link, temperature, power: judged by health.*
-                "health": health.read_gpu(nv, h),
+                "health": _health(nv, h),
             }
         )
     return {
