@@ -457,3 +457,37 @@ def test_facts_recorded_before_health_existed_skip_saying_so():
     old = {"available": True, "system": "linux", "gpus": [{"index": 0, "uuid": "GPU-1"}]}
     for result in judged(old).values():
         assert result.status is Status.SKIP and "no health facts recorded" in result.message
+
+
+@needs_cpu_torch
+def test_verify_runs_the_p2p_check_only_with_two_gpus_and_replays_its_facts():
+    import torch
+
+    from envcheck.probes import p2p
+
+    def corrupts(torch, src, dst, mode):
+        out = p2p.copy_between(torch, src, dst, mode)
+        out[5] ^= 0xFF
+        return out
+
+    facts = p2p.run_pairs(torch, ["cpu", "cpu"], 4096, copy=corrupts)
+    p2p_check = [c for c in REGISTRY if c.check_id == "distributed.torch_p2p"]
+
+    def replay(device_count: int) -> object:
+        recorded = {
+            "torch.facts": ProbeOutcome("t", True, data={"cuda_available": True,
+                                                          "device_count": device_count}),
+            "torch.p2p": ProbeOutcome("t", True, data=facts),
+        }  # fmt: skip
+        report, _ = verify(PROFILES["cuda12"], ("torch",), True, Options(), recorded=recorded,
+                           checks=p2p_check)  # fmt: skip
+        (result,) = report.checks
+        return result
+
+    one = replay(1)
+    assert one.status is Status.SKIP and one.message == "one GPU, nothing to compare"
+    two = replay(2)
+    assert two.status is Status.FAIL
+    # wrong through host memory too: the fix is the hardware's, not NCCL_P2P_DISABLE
+    assert "dcgmi diag -r 3" in two.fix
+    assert two.devices[0].device == "cpu[0] -> cpu[1]"
