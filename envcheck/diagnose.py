@@ -87,6 +87,22 @@ def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
     return None
 
 
+def container_without_gpu(env: dict[str, Any], nvml: dict[str, Any]) -> Diagnosis | None:
+    """A container started without GPU access: NVML finds no driver library, and the container
+    has no /dev/nvidia* devices either (what --gpus all / --nv would have given it)."""
+    box = env.get("container") or {}
+    if not box.get("runtime") or nvml.get("available") is not False:
+        return None
+    if nvml.get("reason") != "no_driver" or box.get("nvidia_devices"):
+        return None
+    return Diagnosis(
+        f"this {box['runtime']} container was started without GPU access: it has no "
+        f"/dev/nvidia* devices and no NVIDIA driver library (NVML: {nvml.get('error')})",
+        f"start it again with GPU access: {box.get('gpu_flag') or 'the runtime GPU flag'}; "
+        "the host needs the NVIDIA driver (check `nvidia-smi` there)",
+    )
+
+
 # PyTorch (torch/csrc/cuda, since 1.x): "The NVIDIA driver on your system is too old (found
 # version 12080)". The number is the CUDA version the driver supports (cudaDriverGetVersion).
 _TORCH_DRIVER_TOO_OLD = re.compile(r"driver on your system is too old \(found version (\d+)\)")
@@ -310,6 +326,7 @@ def gpu_unusable(
     for found in (
         visible_devices_hidden(ctx_env),
         visible_devices_unmatched(ctx_env, nvml),
+        container_without_gpu(ctx_env, nvml),
         no_driver(nvml),
         driver_too_old(nvml, build_cuda, init_error),
         gpu_busy(nvml, init_error),
