@@ -491,3 +491,20 @@ def test_verify_runs_the_p2p_check_only_with_two_gpus_and_replays_its_facts():
     # wrong through host memory too: the fix is the hardware's, not NCCL_P2P_DISABLE
     assert "dcgmi diag -r 3" in two.fix
     assert two.devices[0].device == "cpu[0] -> cpu[1]"
+
+
+def test_a_gpu_lost_while_loaded_fails_the_checks_that_read_it(
+    fake_nvml_dir, nvml_path, monkeypatch
+):
+    binding, extra = nvml_path
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_nvml_dir))
+    idle = run_probe(PROBES["nvml"].target, {}, 60, extra_path=extra).data
+    lost = "nvmlDeviceGetCurrentClocksEventReasons,nvmlDeviceGetCurrPcieLinkGeneration"
+    args = {"during": {"FAKE_NVML_LOST": lost}, "uuids": [idle["gpus"][0]["uuid"]]}
+    outcome = run_probe("probes_for_tests:health_under_load", args, 60, [*extra, TESTS])
+    assert outcome.ok and outcome.data["binding"] == binding
+    results = judged(idle, outcome.data)
+    for aspect in ("clocks", "pcie"):
+        assert results[aspect].status is Status.FAIL, results[aspect]
+        assert results[aspect].message == "GPU 0: NVML says the GPU is lost"
+        assert "fell off the bus" in results[aspect].fix

@@ -118,11 +118,6 @@ def _unreadable(h: dict[str, Any], fact: str) -> Verdict | None:
     )
 
 
-def _unsupported(h: dict[str, Any], fact: str) -> bool:
-    listed = h.get("unsupported")
-    return isinstance(listed, list) and fact in listed
-
-
 NOT_SUPPORTED = "not supported by this GPU or driver"
 
 
@@ -307,10 +302,10 @@ def judge_clocks(h: dict[str, Any], loaded: dict[str, Any] | None) -> Verdict:
 def judge_pcie(h: dict[str, Any], loaded: dict[str, Any] | None) -> Verdict:
     """The link's generation and width against the most this GPU and slot can do, read under
     load: idle links train down to save power, so an idle reading is not judged."""
-    bad = _unreadable(h, "pcie")
+    under_load = bool(loaded and loaded.get("loaded") is True)
+    bad = _unreadable(h, "pcie") or (_unreadable(loaded, "pcie") if under_load else None)
     if bad:
         return bad
-    under_load = bool(loaded and loaded.get("loaded") is True)
     link = _dict((loaded if under_load else h).get("pcie"))
     gen, width = _num(link.get("gen")), _num(link.get("width"))
     max_gen, max_width = _num(link.get("max_gen")), _num(link.get("max_width"))
@@ -371,10 +366,12 @@ def judge_persistence(h: dict[str, Any], system: Any) -> Verdict:
 def judge_temperature_power(h: dict[str, Any], loaded: dict[str, Any] | None) -> Verdict:
     """Temperature and power against their limits, as figures (throttling is judged by
     the clocks rule)."""
+    under_load = bool(loaded and loaded.get("loaded") is True)
     bad = _unreadable(h, "temperature") or _unreadable(h, "power")
+    if under_load:
+        bad = bad or _unreadable(loaded, "temperature") or _unreadable(loaded, "power")
     if bad:
         return bad
-    under_load = bool(loaded and loaded.get("loaded") is True)
     src = loaded if under_load else h
     figures = {
         "temperature_c": _num(src.get("temperature_c")),
