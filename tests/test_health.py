@@ -351,6 +351,7 @@ def test_doctor_names_a_bad_card_with_its_fix(read_nvml):
     lines = machine_lines(facts, health)
     bad = [ln for ln in lines if ln.startswith("    health FAIL")]
     assert len(bad) == 2 and "reset the GPU / drain the node" in bad[0]
+    assert "`nvidia-smi -r -i 0`" in bad[0] and "`nvidia-smi -r -i 1`" in bad[1]
     ok = machine_lines(facts | {"nvml": read_nvml()}, gpu_health(read_nvml()))
     assert "    health: ok (ECC, memory rows, clocks at idle, persistence)" in ok
 
