@@ -509,3 +509,24 @@ def test_a_gpu_lost_while_loaded_fails_the_checks_that_read_it(
         assert results[aspect].status is Status.FAIL, results[aspect]
         assert results[aspect].message == "GPU 0: NVML says the GPU is lost"
         assert "fell off the bus" in results[aspect].fix
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"FAKE_NVML_ECC": "5,2,9,3", "FAKE_NVML_REMAP": "1,2,1,1", "FAKE_NVML_THROTTLE": "0xC8",
+         "FAKE_NVML_PCIE": "1,4,5,16", "FAKE_NVML_PERSISTENCE": "0", "FAKE_NVML_GPUS": "2"},
+        {"FAKE_NVML_RETIRED": "7,2,1", "FAKE_NVML_UNSUPPORTED": "nvmlDeviceGetPowerUsage"},
+    ],
+)  # fmt: skip
+def test_both_nvml_paths_gather_the_same_health_facts(
+    fake_nvml_dir, without_nvidia_ml_py, monkeypatch, env
+):
+    pytest.importorskip("pynvml")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_nvml_dir))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    via_pynvml = run_probe(PROBES["nvml"].target, {}, 60).data
+    via_ctypes = run_probe(PROBES["nvml"].target, {}, 60, extra_path=without_nvidia_ml_py).data
+    assert (via_pynvml["binding"], via_ctypes["binding"]) == ("nvidia-ml-py", "ctypes")
+    assert [g["health"] for g in via_pynvml["gpus"]] == [g["health"] for g in via_ctypes["gpus"]]
