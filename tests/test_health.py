@@ -530,3 +530,28 @@ def test_both_nvml_paths_gather_the_same_health_facts(
     via_ctypes = run_probe(PROBES["nvml"].target, {}, 60, extra_path=without_nvidia_ml_py).data
     assert (via_pynvml["binding"], via_ctypes["binding"]) == ("nvidia-ml-py", "ctypes")
     assert [g["health"] for g in via_pynvml["gpus"]] == [g["health"] for g in via_ctypes["gpus"]]
+
+
+def test_each_gpu_keeps_its_own_fix_through_json_into_the_fleet_report(read_nvml, tmp_path):
+    from rich.console import Console
+
+    from envcheck.report.fleet import load_report
+    from envcheck.report.json_report import to_json
+
+    nvml = read_nvml(FAKE_NVML_GPUS="2", FAKE_NVML_REMAP="0,1,1,0")
+    nvml["gpus"][1]["health"]["remapped_rows"].update(pending=False, failed=True)  # replayed
+    _, report = _replay_health(nvml)
+    path = tmp_path / "node-d.json"
+    path.write_text(to_json(report))
+    machine = Machine("node-d", path, load_report(path))  # through the JSON and back
+    console = Console(record=True, width=400)
+    render([machine], console)
+    text = console.export_text()
+    gpu0 = next(ln for ln in text.splitlines() if ln.startswith("FAIL node-d GPU 0"))
+    gpu1 = next(ln for ln in text.splitlines() if ln.startswith("FAIL node-d GPU 1"))
+    assert "a row remap is pending" in gpu0 and "card must be replaced" not in gpu0
+    assert "a row remap failed" in gpu1 and "card must be replaced" in gpu1
+    devices = json.loads(path.read_text())["categories"][1]["checks"][1]["devices"]
+    assert [d.get("fix") is not None for d in devices] == [True, True]
+    passing = json.loads(path.read_text())["categories"][1]["checks"][0]["devices"][0]
+    assert "fix" not in passing and "cause" not in passing  # only where a device has its own

@@ -467,7 +467,10 @@ def judge_machine(
 
 def aspect_result(aspect: str, verdicts: list[tuple[dict[str, Any], Verdict]]) -> CheckResult:
     title = ASPECTS[aspect]
-    devices = [DeviceResult(gpu_label(g), v.status, v.message, v.figures) for g, v in verdicts]
+    devices = [
+        DeviceResult(gpu_label(g), v.status, v.message, v.figures, v.cause, v.fix)
+        for g, v in verdicts
+    ]
     status = worst([v.status for _, v in verdicts])
     bad = [
         (g, v) for g, v in verdicts if v.status is status and status in (Status.FAIL, Status.WARN)

@@ -48,6 +48,8 @@ def report_from_dict(d: Any) -> Report:
                         Status(x["status"]),
                         str(x["message"]),
                         dict(x.get("figures") or {}),
+                        _text_or_none(x.get("cause")),
+                        _text_or_none(x.get("fix")),
                     )  # fmt: skip
                     for x in c.get("devices", [])
                 ]
@@ -78,6 +80,10 @@ def report_from_dict(d: Any) -> Report:
         raise ValueError(f"not an envcheck verify report: no {exc} field") from None
     except (TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"not an envcheck verify report: {exc}") from None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 def load_report(path: Path) -> Report:
@@ -143,7 +149,7 @@ def unhealthy_gpus(machines: list[Machine]) -> list[tuple[Machine, CheckResult, 
 
 
 def unhealthy_line(m: Machine, c: CheckResult, d: DeviceResult) -> str:
-    fix = f"; fix: {c.fix}" if c.fix else ""
+    fix = f"; fix: {d.fix or c.fix}" if d.fix or c.fix else ""
     return f"{m.name} {d.device}: {c.check_id}: {d.message}{fix}"
 
 
