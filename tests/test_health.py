@@ -551,6 +551,7 @@ def test_each_gpu_keeps_its_own_fix_through_json_into_the_fleet_report(read_nvml
     gpu1 = next(ln for ln in text.splitlines() if ln.startswith("FAIL node-d GPU 1"))
     assert "a row remap is pending" in gpu0 and "card must be replaced" not in gpu0
     assert "a row remap failed" in gpu1 and "card must be replaced" in gpu1
+    assert "`nvidia-smi -r -i 0`" in gpu0 and "`nvidia-smi -r -i 1`" in gpu1
     devices = json.loads(path.read_text())["categories"][1]["checks"][1]["devices"]
     assert [d.get("fix") is not None for d in devices] == [True, True]
     passing = json.loads(path.read_text())["categories"][1]["checks"][0]["devices"][0]

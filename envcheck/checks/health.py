@@ -440,6 +440,13 @@ def loaded_by_uuid(load: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     }
 
 
+def fix_for_gpu(fix: str | None, index: Any) -> str | None:
+    """A fix naming one GPU: its commands' `-i <index>` filled in, ready to copy."""
+    if fix and isinstance(index, int) and not isinstance(index, bool):
+        return fix.replace("<index>", str(index))
+    return fix
+
+
 def gpu_label(g: dict[str, Any]) -> str:
     return f"GPU {g.get('index')} {g.get('uuid')}"
 
@@ -468,7 +475,14 @@ def judge_machine(
 def aspect_result(aspect: str, verdicts: list[tuple[dict[str, Any], Verdict]]) -> CheckResult:
     title = ASPECTS[aspect]
     devices = [
-        DeviceResult(gpu_label(g), v.status, v.message, v.figures, v.cause, v.fix)
+        DeviceResult(
+            gpu_label(g),
+            v.status,
+            v.message,
+            v.figures,
+            v.cause,
+            fix_for_gpu(v.fix, g.get("index")),
+        )
         for g, v in verdicts
     ]
     status = worst([v.status for _, v in verdicts])

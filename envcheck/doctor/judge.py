@@ -245,17 +245,10 @@ def diagnose_machine(
     }
 
 
-def _for_gpu(fix: str | None, index: Any) -> str | None:
-    """A fix naming one GPU: its commands' `-i <index>` filled in, ready to copy."""
-    if fix and isinstance(index, int) and not isinstance(index, bool):
-        return fix.replace("<index>", str(index))
-    return fix
-
-
 def gpu_health(nvml: dict[str, Any]) -> list[dict[str, Any]]:
     """verify's health rules over the NVML facts doctor read (at idle: no framework runs the
     GPU here, so clocks and the PCIe link are read but not loaded). One row per GPU x aspect."""
-    from ..checks.health import ASPECTS, judge_machine
+    from ..checks.health import ASPECTS, fix_for_gpu, judge_machine
 
     if not nvml.get("available"):
         return []
@@ -271,7 +264,7 @@ def gpu_health(nvml: dict[str, Any]) -> list[dict[str, Any]]:
                     "status": v.status.value,
                     "message": v.message,
                     "cause": v.cause,
-                    "fix": _for_gpu(v.fix, g.get("index")),
+                    "fix": fix_for_gpu(v.fix, g.get("index")),
                 }
             )
     return rows
