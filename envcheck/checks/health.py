@@ -111,7 +111,7 @@ def _unreadable(h: dict[str, Any], fact: str) -> Verdict | None:
     error = errors.get(fact)
     if not isinstance(error, str):
         return None
-    if "GPU is lost" in error:
+    if "gpu_lost" in errors or "GPU is lost" in error:
         return Verdict(Status.FAIL, "NVML says the GPU is lost", f"NVML: {error}", GPU_LOST_FIX)
     return Verdict(
         Status.WARN, f"could not read ({error})", f"NVML could not read it: {error}", READ_ERROR_FIX

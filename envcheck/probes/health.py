@@ -27,9 +27,6 @@ RETIRED_MULTIPLE_SINGLE_BIT, RETIRED_DOUBLE_BIT = 0, 1
 TEMPERATURE_GPU = 0
 THRESHOLD_SHUTDOWN, THRESHOLD_SLOWDOWN = 0, 1
 
-UNSUPPORTED = object()  # a query's answer where the GPU/driver does not offer it
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -58,7 +55,7 @@ class Reader:
                 text = _text(exc)  # the ctypes fallback's text names the function already
                 text = text if text.startswith(fn) else f"{fn}: {text}"
                 self.errors.setdefault(fact, text[:200])
-                if getattr(exc, "value", None) == NVML_ERROR_GPU_IS_LOST:
+                if getattr(exc, "value", None) == NVML_ERROR_GPU_IS_LOST:  # by code, not words
                     self.errors.setdefault("gpu_lost", self.errors[fact])
             return None
 
