@@ -28,7 +28,8 @@ PROBES: dict[str, ProbeSpec] = {
     "torch.kernels": ProbeSpec("envcheck.probes.torch_probe:kernels", 180, "torch"),
     "torch.assert": ProbeSpec("envcheck.probes.torch_probe:device_assert", 120, "torch"),
     "torch.distributed": ProbeSpec("envcheck.distributed.launch:probe", 300, "torch"),
-    # every GPU pair; a hung copy is named after its own 20 s deadline, well within this
+    # every GPU pair; a hung copy is named after its own 20 s deadline, well within this. Its
+    # own process, never a shared worker: a hung copy leaves the CUDA context wedged
     "torch.p2p": ProbeSpec("envcheck.probes.p2p:probe", 240, "torch"),
     "torch.train": ProbeSpec("envcheck.training.torch_mnist:train", 600, "torch"),
     "tensorflow.facts": ProbeSpec("envcheck.probes.tf_probe:facts", 180, "tensorflow"),

@@ -153,6 +153,21 @@ def unhealthy_line(m: Machine, c: CheckResult, d: DeviceResult) -> str:
     return f"{m.name} {d.device}: {c.check_id}: {d.message}{fix}"
 
 
+def render_unhealthy(machines: list[Machine], console: Any) -> None:
+    """The unhealthy GPUs, before the table: a bad card is the first thing a fleet admin acts
+    on (drain it), and in a big fleet its row would be one among hundreds."""
+    from rich.text import Text
+
+    sick = unhealthy_gpus(machines)
+    if not sick:
+        return
+    console.print(Text(f"Unhealthy GPUs: {len(sick)}", style="bold red"))
+    for m, c, d in sick:
+        console.print(
+            Text(f"{LABEL[d.status]} ", style=STYLE[d.status]) + Text(unhealthy_line(m, c, d))
+        )
+
+
 def note_text(c: CheckResult) -> str:
     extra = c.cause_beyond_message
     return f"{c.message}" + (f": {extra}" if extra else "") + (f"; fix: {c.fix}" if c.fix else "")
@@ -164,16 +179,10 @@ def render(machines: list[Machine], console: Any) -> None:
     A column per check (the step summary's layout) is unreadable in a terminal: a category's
     cell says PASS when all its checks passed, else names each failing or warning check.
     """
+    render_unhealthy(machines, console)
     from rich.table import Table
     from rich.text import Text
 
-    sick = unhealthy_gpus(machines)
-    if sick:  # a bad card is the first thing a fleet admin acts on: drain it
-        console.print(Text(f"Unhealthy GPUs: {len(sick)}", style="bold red"))
-        for m, c, d in sick:
-            console.print(
-                Text(f"{LABEL[d.status]} ", style=STYLE[d.status]) + Text(unhealthy_line(m, c, d))
-            )
     cats = [c for c in CATEGORIES if any(cat == c for cat, _ in check_ids(machines))]
     found = notes(machines)
     marks = {(m.name, c.check_id): i for i, (m, c) in enumerate(found, 1)}
