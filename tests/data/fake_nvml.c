@@ -16,6 +16,7 @@
  *   FAKE_NVML_THROTTLE=0x48        clock event (throttle) reasons bitmask (default 0x1: idle)
  *   FAKE_NVML_PCIE=gen,width,maxgen,maxwidth   the link (default 5,16,5,16)
  *   FAKE_NVML_PERSISTENCE=0        persistence mode off
+ *   FAKE_NVML_COMPUTE_MODE=3       compute mode (0 default, 2 prohibited, 3 exclusive process)
  *   FAKE_NVML_UNSUPPORTED=a,b      these functions answer NVML_ERROR_NOT_SUPPORTED ("all": every
  *                                  health query); FAKE_NVML_LOST=a,b: NVML_ERROR_GPU_IS_LOST
  * Built with -DFAKE_NVML_OLD_DRIVER the newer health queries are not exported at all, as with a
@@ -129,7 +130,12 @@ int nvmlDeviceGetMigMode(void *h, unsigned *current, unsigned *pending) {
     *pending = 0;
     return 0;
 }
-int nvmlDeviceGetComputeMode(void *h, int *mode) { *mode = 0; return 0; }
+/* NVML_COMPUTEMODE_*: 0 default, 2 prohibited, 3 exclusive process (as bench/gpu_acceptance.py
+ * plays them) */
+int nvmlDeviceGetComputeMode(void *h, int *mode) {
+    *mode = (int)number("FAKE_NVML_COMPUTE_MODE", 0);
+    return 0;
+}
 int nvmlDeviceGetPersistenceMode(void *h, int *mode) {
     int rc = health_rc("nvmlDeviceGetPersistenceMode");
     if (rc) return rc;
