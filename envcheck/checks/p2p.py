@@ -108,10 +108,9 @@ def judge_p2p(d: dict[str, Any]) -> CheckResult:
     )
 
 
-@register(CAT, NAME, framework="torch", heavy=True)
+# only where GPUs are expected: the CPU profile's report gains no skip row for it
+@register(CAT, NAME, framework="torch", heavy=True, when=lambda ctx: ctx.gpu_expected)
 def torch_p2p(ctx: Context) -> CheckResult:
-    if not ctx.gpu_expected:
-        return skipped(CAT, NAME, "no GPU expected: peer-to-peer needs two GPUs")
     if not gpu_ready(ctx, "torch"):
         return no_gpu_failure(CAT, NAME, "torch")
     if (ctx.data("torch.facts").get("device_count") or 0) < 2:
