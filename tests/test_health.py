@@ -556,3 +556,21 @@ def test_each_gpu_keeps_its_own_fix_through_json_into_the_fleet_report(read_nvml
     assert [d.get("fix") is not None for d in devices] == [True, True]
     passing = json.loads(path.read_text())["categories"][1]["checks"][0]["devices"][0]
     assert "fix" not in passing and "cause" not in passing  # only where a device has its own
+
+
+def test_doctor_with_a_bare_python_names_a_bad_card(fake_nvml_dir, tmp_path):
+    """`python -S`: doctor itself without site-packages (no rich), as before any install."""
+    out = tmp_path / "doctor.json"
+    code = (
+        "import runpy, sys; sys.argv = ['envcheck', 'doctor', '--json', sys.argv[1]]\n"
+        "runpy.run_module('envcheck', run_name='__main__')\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": str(fake_nvml_dir),
+           "FAKE_NVML_THROTTLE": "0x88"}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-S", "-c", code, str(out)], cwd=Path(TESTS).parent,
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "    health FAIL: clock event (throttle) reasons: HW power brake slowdown" in proc.stdout
+    assert "┃" not in proc.stdout  # the plain renderer: rich was not importable
+    answer = json.loads(out.read_text(encoding="utf-8"))
+    assert [h["status"] for h in answer["health"] if h["check"] == "health.clocks"] == ["fail"]
