@@ -284,6 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("envcheck: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:  # envcheck's own dependency (numpy reads MNIST)
+        print(f"envcheck: error: {missing_module(exc)}", file=sys.stderr)
+        return 1
+
+
+def missing_module(exc: ModuleNotFoundError) -> str:
+    """One line naming the module this Python lacks and how to get it."""
+    name = (exc.name or str(exc)).split(".")[0]
+    return (
+        f"{name} is not installed in this Python ({sys.executable}), and envcheck needs it "
+        f"here; install it (`{sys.executable} -m pip install {name}`) or run envcheck from the "
+        "pixi environment (pixi run verify)"
+    )
 
 
 if __name__ == "__main__":

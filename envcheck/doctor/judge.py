@@ -229,7 +229,9 @@ def diagnose_machine(
     best, why = recommend(verdicts, wanted)
     health = gpu_health(facts.get("nvml") or {})
     commands = (
-        [f"pixi install -e {best['env']}", f"pixi run -e {best['env']} verify"] if best else []
+        [f"pixi install --locked -e {best['env']}", f"pixi run --locked -e {best['env']} verify"]
+        if best
+        else []
     )
     return {
         "facts": facts,
