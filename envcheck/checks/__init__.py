@@ -6,8 +6,10 @@ from . import (  # noqa: F401
     devices,
     distributed,
     environment,
+    health,
     imports,
     kernels,
+    p2p,
     training,
 )
 from .registry import PROBES, REGISTRY, Check, Context, Options, ProbeFailed, register
