@@ -62,11 +62,14 @@ class WorkerGone(Exception):
 class WarmWorker:
     """One long-lived ``python -m envcheck.worker --serve NAME`` process."""
 
-    def __init__(self, name: str, extra_path: list[str] | None = None) -> None:
+    def __init__(
+        self, name: str, extra_path: list[str] | None = None, scratch: str | None = None
+    ) -> None:
         self.name = name
         self.calls = 0
         cmd = [sys.executable, "-m", "envcheck.worker", "--serve", name]
-        self.child = Child(cmd, child_env(extra_path), keep=WORKER_STDERR_KEPT, pipes=True)
+        env = child_env(extra_path, scratch=scratch)
+        self.child = Child(cmd, env, keep=WORKER_STDERR_KEPT, pipes=True)
         self._buffer = b""
         self.ready = False
 
@@ -188,6 +191,9 @@ class LiveHost:
         start = time.monotonic()
         deadline = start + timeout
         notes = []
+        with self._guard:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="envcheck-host-")
         worker = self._workers.get(worker_name)
         if worker is not None and not worker.alive:  # it ended between calls
             code = worker.close()
@@ -196,13 +202,14 @@ class LiveHost:
                           name)  # fmt: skip
             worker = None
         if worker is None:
-            worker = self._workers[worker_name] = WarmWorker(worker_name, self.extra_path)
+            # its scratch (compile caches) lives in the host's temp folder, which goes even
+            # when the worker is killed
+            worker = WarmWorker(worker_name, self.extra_path, scratch=self._tmp.name)
+            self._workers[worker_name] = worker
             if worker_name in self._replaced:
                 notes.append(f"ran in a fresh {worker_name} worker: {self._replaced[worker_name]}")
         started_here = not worker.ready
         with self._guard:
-            if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="envcheck-host-")
             self._count += 1
             out = Path(self._tmp.name, f"{self._count}-{name}.json")
         mark = worker.child.output.mark()

@@ -79,9 +79,20 @@ def stderr_tail(text: str, lines: int = 6) -> str:
     return "\n".join(kept[-lines:])
 
 
-def child_env(extra_path: list[str] | None = None, extra: dict[str, str] | None = None):
+# A folder the probe may fill (caches, builds): inside the run's temp folder, so it goes with
+# it even when the probe is killed.
+SCRATCH_ENV = "ENVCHECK_PROBE_SCRATCH"
+
+
+def child_env(
+    extra_path: list[str] | None = None,
+    extra: dict[str, str] | None = None,
+    scratch: str | None = None,
+) -> dict[str, str]:
     """The environment of a child: envcheck importable from this checkout first."""
     env = dict(os.environ, **(extra or {}))
+    if scratch:
+        env[SCRATCH_ENV] = scratch
     paths = [PACKAGE_PARENT, *(extra_path or [])]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
@@ -295,7 +306,8 @@ def run_probe(
         out_path = Path(tmp, "out.json")
         args_path.write_text(json.dumps(args or {}), encoding="utf-8")
         cmd = [sys.executable, "-m", "envcheck.worker", target, str(args_path), str(out_path)]
-        child = Child(cmd, child_env(extra_path), stop_signal=stop_signal, grace=grace)
+        env = child_env(extra_path, scratch=tmp)
+        child = Child(cmd, env, stop_signal=stop_signal, grace=grace)
         try:
             ended = child.wait(timeout)
         finally:

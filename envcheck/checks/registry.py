@@ -98,6 +98,9 @@ PROBES: dict[str, ProbeSpec] = {
     "torch.distributed": ProbeSpec(
         "envcheck.distributed.launch:probe", 300, "torch", "launcher", distributed_args
     ),
+    # every GPU pair; a hung copy is named after its own 20 s deadline, well within this. Its
+    # own process, never a shared worker: a hung copy leaves the CUDA context wedged
+    "torch.p2p": ProbeSpec("envcheck.probes.p2p:probe", 240, "torch", isolation="fresh"),
     "torch.train": ProbeSpec(
         "envcheck.training.torch_mnist:train", 600, "torch", args=train_args("torch")
     ),
@@ -107,6 +110,17 @@ PROBES: dict[str, ProbeSpec] = {
     ),
     "tensorflow.train": ProbeSpec(
         "envcheck.training.tf_mnist:train", 600, "tensorflow", args=train_args("tensorflow")
+    ),
+    # the compile stack: compilers/Triton/ptxas (no framework), torch.compile, XLA
+    "compile.toolchain": ProbeSpec("envcheck.probes.compile_probe:toolchain", 90),
+    "torch.compile": ProbeSpec(
+        "envcheck.probes.compile_probe:torch_compile", 300, "torch", args=kernel_args("torch")
+    ),
+    "tensorflow.compile": ProbeSpec(
+        "envcheck.probes.compile_probe:tf_compile",
+        180,
+        "tensorflow",
+        args=kernel_args("tensorflow"),
     ),
 }
 
@@ -178,23 +192,32 @@ class Check:
     framework: str | None = None
     # heavy checks are left out of `envcheck info`
     heavy: bool = False
+    # where False, the check has nothing to look at on this machine (GPU health without a
+    # GPU) and is left out of the report instead of adding a skip
+    when: Callable[[Context], bool] | None = None
 
     @property
     def check_id(self) -> str:
         return f"{self.category}.{self.name}"
 
     def applies(self, ctx: Context) -> bool:
-        return self.framework is None or self.framework in ctx.frameworks
+        if self.framework is not None and self.framework not in ctx.frameworks:
+            return False
+        return self.when is None or self.when(ctx)
 
 
 REGISTRY: list[Check] = []
 
 
 def register(
-    category: str, name: str, framework: str | None = None, heavy: bool = False
+    category: str,
+    name: str,
+    framework: str | None = None,
+    heavy: bool = False,
+    when: Callable[[Context], bool] | None = None,
 ) -> Callable:
     def wrap(fn: Callable[[Context], CheckResult]) -> Callable[[Context], CheckResult]:
-        REGISTRY.append(Check(category, name, fn, framework, heavy))
+        REGISTRY.append(Check(category, name, fn, framework, heavy, when))
         return fn
 
     return wrap
