@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import diagnose
-from ..runner import Child, child_env, describe_exit
+from ..runner import SCRATCH_ENV, Child, child_env, describe_exit
 from .bandwidth import DEFAULT_SIZES
 from .ranks import GLOO_FIX, NCCL_FIX
 
@@ -92,7 +92,10 @@ def run_local(
     # which also covers starting torchrun and tearing the ranks down (~15 s on a busy machine)
     rank_timeout = max(min(timeout * 0.6, timeout - 30), 5.0)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="envcheck-dist-") as tmp:
+    # inside the probe's scratch folder when verify runs it: that goes with the probe even
+    # when the launcher is killed before its own cleanup
+    scratch = os.environ.get(SCRATCH_ENV) or None
+    with tempfile.TemporaryDirectory(prefix="envcheck-dist-", dir=scratch) as tmp:
         out = Path(tmp, "result.json")
         # torchrun's own torchelastic_* folders go inside ours, so they go with it
         env["TMPDIR"] = tmp
