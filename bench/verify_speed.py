@@ -204,10 +204,17 @@ def render_run(run: dict) -> str:
     # the training steps scale with the machine's load; what is left is verify's overhead
     training = sum(p["split"]["work"] for n, p in run["probes"].items() if n.endswith(".train"))
     target = WALL_TARGETS.get(run["frameworks"])
+    # the compile category came after the targets were set: reported on its own line
+    compiling = sum(p["seconds"] for n, p in run["probes"].items() if "compile" in n)
     lines += [
         "",
         f"- cold verify wall: **{run['wall_seconds']:.1f} s**"
         + (f" (target on a quiet machine: <= {target:.0f} s)" if target else ""),
+        *(
+            [f"- compile probes: {compiling:.1f} s (their own category, not in the targets)"]
+            if compiling
+            else []
+        ),
         f"- wall outside the training steps: {run['wall_seconds'] - training:.1f} s "
         f"(training steps {training:.1f} s)",
         f'- cold `python -c "import torch"`: {run["cold_import_seconds"]:.2f} s; ratio '
