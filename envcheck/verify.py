@@ -279,11 +279,11 @@ def verify(
             if recorded is None:  # the inferred profile may add a framework
                 start_early(ctx, host, selected)
         results = run_checks(ctx, selected, on_start)
+        env = ctx.outcome("environment")
+        host.close()  # workers end; a Ctrl-C while they do still aborts below
     except BaseException:  # Ctrl-C, SIGTERM: every child ends, every temp folder goes
         host.abort()
         raise
-    host.close()
-    env = ctx.outcome("environment")
     report = Report(
         profile=ctx.profile.name,
         frameworks=list(ctx.frameworks),
