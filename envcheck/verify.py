@@ -19,6 +19,7 @@ from .fileio import decode_utf8, read_bounded, write_output
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probes import environment
 from .profiles import FRAMEWORKS_ENV, PROFILES, Profile, infer_profile, resolve_frameworks
+from .rootcause import group_follow_ons
 from .runner import ProbeOutcome, run_probe
 
 
@@ -230,7 +231,7 @@ def verify(
     selected = [
         c for c in (checks if checks is not None else REGISTRY) if include_heavy or not c.heavy
     ]
-    results = run_checks(ctx, selected, on_start)
+    results = group_follow_ons(run_checks(ctx, selected, on_start))
     env = ctx.outcome("environment")
     report = Report(
         profile=ctx.profile.name,

@@ -229,8 +229,11 @@ def test_framework_that_does_not_import_is_reported_once():
     assert by_id["imports.torch"].status is Status.FAIL
     assert by_id["imports.torch"].message == "torch is not installed"
     for cid in ("kernels.torch", "kernels.torch_device_assert", "training.torch"):
-        assert by_id[cid].status is Status.SKIP
+        # did not run because imports.torch failed: its own state, grouped under that root
+        assert by_id[cid].status is Status.NOT_RUN
+        assert by_id[cid].follows == ["imports.torch"]
         assert by_id[cid].message == "not run: probe torch.facts failed (see imports.torch)"
+    assert report.root_causes == ["imports.torch"]
     assert report.exit_code == 1
 
 

@@ -62,6 +62,7 @@ def report_from_dict(d: Any) -> Report:
                         float(c.get("duration_s") or 0),
                         devices,
                         dict(c.get("figures") or {}),
+                        [str(x) for x in c.get("follows") or []],
                     )
                 )
         return Report(
