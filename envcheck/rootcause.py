@@ -98,12 +98,17 @@ def summary_lines(results: list[CheckResult]) -> list[str]:
     if not roots:
         return []
     lines = []
-    label = "root cause" if len(roots) == 1 else f"root causes ({len(roots)})"
-    for i, rc in enumerate(roots):
-        head = f"{label}: " if i == 0 else " " * (len(label) + 2)
-        lines.append(f"{head}{rc.check_id}: {rc.cause or rc.message}")
+    if len(roots) == 1:
+        rc = roots[0]
+        lines.append(f"root cause: {rc.check_id}: {rc.cause or rc.message}")
         if rc.follow_ons:
             lines.append(f"  followed by: {', '.join(rc.follow_ons)}")
+    else:
+        lines.append(f"root causes ({len(roots)}), fix them in this order:")
+        for i, rc in enumerate(roots, 1):
+            lines.append(f"  {i}. {rc.check_id}: {rc.cause or rc.message}")
+            if rc.follow_ons:
+                lines.append(f"     followed by: {', '.join(rc.follow_ons)}")
     first = next((rc for rc in roots if rc.fix), None)
     if first:
         lines.append(f"first fix ({first.check_id}): {first.fix}")

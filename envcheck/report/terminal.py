@@ -72,23 +72,47 @@ def _table(report: Report, console: Console) -> None:
 
 
 def hang(console: Console, text: str, indent: int, style: str = "", first: Text | None = None):
-    """``text`` wrapped at whole words to the console, every line after the first indented;
-    ``first`` (styled) starts the first line."""
-    lead = first.plain if first else " " * indent
+    """``first`` (styled; default: ``indent`` spaces) then ``text``, wrapped at whole words to
+    the console, every line after the first indented by ``indent``."""
+    lead = first if first is not None else Text(" " * indent)
     lines = textwrap.wrap(
-        lead + text,
+        lead.plain + text,
         width=max(console.width, indent + 8),
         subsequent_indent=" " * indent,
         break_long_words=False,
         break_on_hyphens=False,
-    ) or [lead]
-    for i, line in enumerate(lines):
-        if i == 0 and first is not None:
-            out = first.copy()
-            out.append(line[len(lead) :], style=style)
-        else:
-            out = Text(line, style=style)
-        console.print(out, overflow="fold", no_wrap=True, crop=False)
+        drop_whitespace=True,
+    )
+    if lead.plain and not lead.plain.strip():  # wrap drops a first line's leading blanks
+        lines = [lead.plain + lines[0].lstrip()] + lines[1:] if lines else [lead.plain]
+    joined = Text("\n".join(lines), style=style)
+    where = _positions(lead.plain, joined.plain)
+    for span in [*lead.spans, *([_whole(lead)] if lead.style else [])]:
+        start, end = where(span.start), where(span.end)
+        if end > start:
+            joined.stylize(span.style, start, end)
+    console.print(joined, overflow="fold", no_wrap=True, crop=False)
+
+
+def _whole(text: Text):
+    from rich.text import Span
+
+    return Span(0, len(text.plain), text.style)
+
+
+def _positions(prefix: str, wrapped: str):
+    """Where each character of ``prefix`` landed in ``wrapped`` (wrapping only changes blanks:
+    a blank may become a line break and indent, or be dropped at the end of a line)."""
+    at, i = [], 0
+    for ch in prefix:
+        if not ch.isspace():
+            while i < len(wrapped) and wrapped[i].isspace():
+                i += 1  # a line break and indent that wrapping put here
+        at.append(i)
+        if i < len(wrapped) and wrapped[i] == ch:
+            i += 1
+    at.append(i)
+    return lambda k: at[min(k, len(at) - 1)]
 
 
 def _list(report: Report, console: Console) -> None:
@@ -140,10 +164,12 @@ def render(report: Report, console: Console) -> None:
     style = "bold red" if report.exit_code else "bold green"
     console.print(Text(f"{verdict}: {summary} in {report.duration_s:.1f} s", style=style))
     for i, line in enumerate(summary_lines(report.checks)):
+        lead = len(line) - len(line.lstrip())
+        numbered = line.lstrip()[:1].isdigit()  # "  1. id: cause" hangs under the id
         hang(
             console,
             line.lstrip(),
-            4,
+            lead + (3 if numbered else 4),
             "bold red" if i == 0 else "",
-            first=Text(line[: len(line) - len(line.lstrip())]),
+            first=Text(line[:lead]),
         )
