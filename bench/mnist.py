@@ -217,10 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     frameworks = list(KNOWN_FRAMEWORKS) if ns.framework == "both" else [ns.framework]
     rows = []
     for framework in frameworks:
-        for seed in ns.seeds:
+        for i, seed in enumerate(ns.seeds):
             row = bench_one(framework, seed, ns)
             print(f"seed {seed}: ", end="")
             print_row(row)
+            if not row["ok"] and i + 1 < len(ns.seeds):
+                # a run that fails (no GPU, no data, a crash) fails the same for every seed:
+                # say it once, not once per seed
+                rest = ", ".join(str(s) for s in ns.seeds[i + 1 :])
+                print(f"seeds {rest}: {framework}: not run: seed {seed} failed (see above)")
+                rows.append(row)
+                break
             if ns.verify:
                 row.update(bench_verify(framework, ns))
                 print(

@@ -16,6 +16,7 @@ from .checks import REGISTRY, Context, Options, ProbeFailed
 from .checks.registry import PROBES, Check
 from .errors import EnvcheckError, split_cause_fix
 from .fileio import decode_utf8, read_bounded, write_output
+from .fixes import fit_fixes
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probes import environment
 from .profiles import FRAMEWORKS_ENV, PROFILES, Profile, infer_profile, resolve_frameworks
@@ -53,7 +54,15 @@ def gather_recorded(recorded: dict[str, ProbeOutcome]) -> Callable[[Context, str
     def gather(ctx: Context, name: str) -> ProbeOutcome:
         if name in recorded:
             return recorded[name]
-        return ProbeOutcome(name, False, failure="error", error="not in the recorded facts")
+        # a gap in the recording, not a broken env: say so, not "reinstall the env"
+        return ProbeOutcome(
+            name,
+            False,
+            failure="error",
+            error=f"the recorded facts hold no {name} run (saved with --no-training, or before "
+            "this check existed); replay with --no-training, or record the facts again",
+            user_error=True,
+        )
 
     return gather
 
@@ -70,6 +79,7 @@ class Recording:
     profile: str | None
     frameworks: tuple[str, ...] | None
     require_gpu: bool
+    no_training: bool = False  # saved by a verify --no-training: holds no training run
 
 
 def load_recording(path: Path) -> Recording:
@@ -86,6 +96,7 @@ def load_recording(path: Path) -> Recording:
             raw.get("profile"),
             tuple(frameworks) if frameworks else None,
             bool(raw.get("require_gpu", False)),
+            raw.get("no_training") is True,
         )
     except EnvcheckError as exc:
         raise EnvcheckError(exc.message, exit_code=2) from None
@@ -95,11 +106,12 @@ def load_recording(path: Path) -> Recording:
         ) from None
 
 
-def save_facts(path: Path, ctx: Context) -> None:
+def save_facts(path: Path, ctx: Context, no_training: bool = False) -> None:
     data = {
         "profile": ctx.profile.name,
         "frameworks": list(ctx.frameworks),
         "require_gpu": ctx.require_gpu,
+        "no_training": no_training,
         "facts": {k: v.to_dict() for k, v in ctx.facts.items()},
     }
     write_output(path, json.dumps(data, indent=2, default=str), "--save-facts")
@@ -233,6 +245,7 @@ def verify(
     ]
     results = group_follow_ons(run_checks(ctx, selected, on_start))
     env = ctx.outcome("environment")
+    fit_fixes(results, env.data if env.ok else {})  # pixi commands -> this install's (pip, conda)
     report = Report(
         profile=ctx.profile.name,
         frameworks=list(ctx.frameworks),
