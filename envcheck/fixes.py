@@ -24,8 +24,8 @@ SUBDIR = {
     ("windows", "amd64"): "win-64",
 }
 
-_INSTALL_ENV = re.compile(r"`?pixi (?:re)?install -e ([\w<>-]+)`?")
-_INSTALL_BARE = re.compile(r"`?pixi (?:re)?install`?")
+_INSTALL_ENV = re.compile(r"`?pixi (?:re)?install(?: --[\w-]+)* -e ([\w<>-]+)`?")
+_INSTALL_BARE = re.compile(r"`?pixi (?:re)?install(?: --[\w-]+)*`?")
 _RUN_VERIFY = re.compile(r"`?pixi run(?: -e ([\w-]+))? verify`?")
 _CONDA_ONLY = re.compile(r" \(conda-forge [^()]*\)| instead of \w+-cpu\b")
 

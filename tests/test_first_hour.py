@@ -226,3 +226,18 @@ def test_a_gap_in_recorded_facts_is_not_called_a_broken_env():
     [c] = report.checks
     assert "hold no torch.train run" in c.message and "--no-training" in c.fix
     assert "reinstall" not in c.fix
+
+
+@pytest.mark.parametrize(
+    "fix",
+    ["reinstall (`pixi install --locked -e cuda12`)", "reinstall (`pixi install -e cuda12`)"],
+)
+def test_pixi_install_with_options_is_fitted_too(fix):
+    env = {"platform": {"system": "Linux", "machine": "x86_64"}}
+    assert fit(fix, "conda", env) == (
+        "reinstall (`conda create -n cuda12 --file locks/explicit/cuda12-linux-64.txt`)"
+    )
+    assert "pixi" not in fit(fix, "pip", env)
+    assert fit("from the lock (pixi install --locked); rerun", "pip", env) == (
+        "from the lock (`pip install --force-reinstall` of the package); rerun"
+    )
