@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, interrupts
+from . import __version__, container, interrupts
 from .errors import EnvcheckError
 
 # Subcommands owned by other modules: each has add_arguments(parser) and run(args) -> int.
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with interrupts.handled():
+            container.require_temp_dir()
             if args.command == "verify":
                 return cmd_verify(args)
             if args.command == "info":

@@ -77,7 +77,7 @@ def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
         return Diagnosis(
             f"no NVIDIA driver answers on this machine (NVML: {nvml.get('error')})",
             "run on a machine with an NVIDIA GPU and driver (check `nvidia-smi`), or use the cpu "
-            f"environment: pixi run -e cpu verify; {DOCTOR_HINT}",
+            f"environment: pixi run --locked -e cpu verify; {DOCTOR_HINT}",
         )
     if nvml.get("available") and not nvml.get("gpus"):
         return Diagnosis(
@@ -85,6 +85,22 @@ def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
             "check the GPU is attached to this machine/container (`nvidia-smi -L`)",
         )
     return None
+
+
+def container_without_gpu(env: dict[str, Any], nvml: dict[str, Any]) -> Diagnosis | None:
+    """A container started without GPU access: NVML finds no driver library, and the container
+    has no /dev/nvidia* devices either (what --gpus all / --nv would have given it)."""
+    box = env.get("container") or {}
+    if not box.get("runtime") or nvml.get("available") is not False:
+        return None
+    if nvml.get("reason") != "no_driver" or box.get("nvidia_devices"):
+        return None
+    return Diagnosis(
+        f"this {box['runtime']} container was started without GPU access: it has no "
+        f"/dev/nvidia* devices and no NVIDIA driver library (NVML: {nvml.get('error')})",
+        f"start it again with GPU access: {box.get('gpu_flag') or 'the runtime GPU flag'}; "
+        "the host needs the NVIDIA driver (check `nvidia-smi` there)",
+    )
 
 
 # PyTorch (torch/csrc/cuda, since 1.x): "The NVIDIA driver on your system is too old (found
@@ -124,7 +140,7 @@ def driver_too_old(
 def _env_for(cuda_version: str | None) -> str:
     major = _major(cuda_version)
     ok = [env for m, env in PIXI_ENV_FOR_MAJOR.items() if major is not None and m <= major]
-    return f"pixi run -e {ok[-1]} verify" if ok else "the cpu environment"
+    return f"pixi run --locked -e {ok[-1]} verify" if ok else "the cpu environment"
 
 
 def gpu_busy(nvml: dict[str, Any], init_error: str | None) -> Diagnosis | None:
@@ -154,7 +170,7 @@ def cpu_build(
     return Diagnosis(
         f"{label} {version} is a CPU-only build{installed}; the {profile} profile needs a CUDA "
         "build, so it would silently run on the CPU",
-        f"install a CUDA build: `pixi install -e {profile}` (conda-forge {pkg} build "
+        f"install a CUDA build: `pixi install --locked -e {profile}` (conda-forge {pkg} build "
         f"{profile_hint}, or the {pkg}-gpu metapackage) instead of {pkg}-cpu",
     )
 
@@ -168,8 +184,9 @@ def wrong_cuda_major(
     return Diagnosis(
         f"{label} was built with CUDA {build_cuda} but the {profile} profile expects CUDA "
         f"{profile_major}",
-        f"reinstall the {profile} environment from the lock (`pixi install -e {profile}`; builds "
-        f"{hint}) or verify with the matching profile (--expect)",
+        f"reinstall the {profile} environment from the lock "
+        f"(`pixi install --locked -e {profile}`; builds {hint}) or verify with the matching "
+        "profile (--expect)",
     )
 
 
@@ -269,7 +286,7 @@ def tf_gpu_libs_missing(stderr: str) -> Diagnosis | None:
         )
     else:
         fix = (
-            "reinstall the env from the lock (`pixi install -e cuda12`) and unset "
+            "reinstall the env from the lock (`pixi install --locked -e cuda12`) and unset "
             "LD_LIBRARY_PATH; TensorFlow then falls back to the CPU without an error"
         )
     return Diagnosis(f"TensorFlow could not load its GPU libraries: {detail}", fix)
@@ -310,6 +327,7 @@ def gpu_unusable(
     for found in (
         visible_devices_hidden(ctx_env),
         visible_devices_unmatched(ctx_env, nvml),
+        container_without_gpu(ctx_env, nvml),
         no_driver(nvml),
         driver_too_old(nvml, build_cuda, init_error),
         gpu_busy(nvml, init_error),

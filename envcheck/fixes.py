@@ -26,7 +26,7 @@ SUBDIR = {
 
 _INSTALL_ENV = re.compile(r"`?pixi (?:re)?install(?: --[\w-]+)* -e ([\w<>-]+)`?")
 _INSTALL_BARE = re.compile(r"`?pixi (?:re)?install(?: --[\w-]+)*`?")
-_RUN_VERIFY = re.compile(r"`?pixi run(?: -e ([\w-]+))? verify`?")
+_RUN_VERIFY = re.compile(r"`?pixi run(?: --[\w-]+)*(?: -e ([\w-]+))? verify`?")
 _CONDA_ONLY = re.compile(r" \(conda-forge [^()]*\)| instead of \w+-cpu\b")
 
 

@@ -218,7 +218,7 @@ def test_offline_verify_without_mnist_fails_training_with_the_way_out(tmp_path):
     train = _checks(json.loads((tmp_path / "r.json").read_text()))["training.torch"]
     assert train["status"] == "fail"
     assert train["message"].startswith("cannot download MNIST (")
-    assert "--data-dir" in train["fix"] and "pixi run fetch-mnist" in train["fix"]
+    assert "--data-dir" in train["fix"] and "pixi run --locked fetch-mnist" in train["fix"]
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not any((tmp_path / "cache").rglob("*.gz"))
 

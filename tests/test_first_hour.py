@@ -185,7 +185,7 @@ def cpu_torch_in(install: str):
 @pytest.mark.parametrize(
     "install, wanted",
     [
-        ("pixi", "`pixi install -e cuda12`"),
+        ("pixi", "`pixi install --locked -e cuda12`"),
         ("conda", "`conda create -n cuda12 --file locks/explicit/cuda12-linux-64.txt`"),
         ("pip", "`pip install --force-reinstall torch --index-url "
          "https://download.pytorch.org/whl/cu128`"),

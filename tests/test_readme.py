@@ -279,8 +279,8 @@ def envcheck_invocations(cmd: str) -> list[tuple[str, list[str]]]:
             sub = tokens[i + 1]
         elif tok == "run" and i > 0 and tokens[i - 1] == "pixi":
             rest = tokens[i + 1 :]
-            if rest[:1] == ["-e"]:
-                rest = rest[2:]
+            while rest and (rest[0].startswith("--") or rest[0] == "-e"):  # pixi's own options
+                rest = rest[2:] if rest[0] == "-e" else rest[1:]
             if rest and rest[0] in PIXI_TASKS:
                 sub = rest[0]
                 i = tokens.index(rest[0], i) - 1
@@ -290,7 +290,7 @@ def envcheck_invocations(cmd: str) -> list[tuple[str, list[str]]]:
         for t in tokens[i + 2 :]:
             if t in ("|", "&&", ";", "||") or t == "envcheck" or t.startswith("$("):
                 break
-            if t.startswith("--"):
+            if t.startswith("--") and t != "--":  # a bare -- only hands the rest over
                 opts.append(t.split("=", 1)[0].rstrip(",.;:)"))
         calls.append((sub, opts))
     return calls
@@ -309,7 +309,9 @@ def test_every_quoted_envcheck_command_exists():
     for where, text in PAGES.items():
         for cmd in quoted_commands(text):
             for env in re.findall(r"(?:pixi (?:run|install|reinstall)(?: --\S+)*) -e (\S+)", cmd):
-                if env not in envs and env not in ("ENV", "NAME"):
+                env = env.strip("\"'")
+                placeholder = env in ("ENV", "NAME") or env.startswith(("$", "<"))
+                if env not in envs and not placeholder:
                     wrong.append((where, cmd, f"no pixi env {env}"))
             for sub, opts in envcheck_invocations(cmd):
                 seen += 1

@@ -90,7 +90,7 @@ def torch_allreduce(ctx: Context) -> CheckResult:
             msg,
             f"{mismatch}: another libnccl shadows the env's",
             "unset LD_LIBRARY_PATH (see environment.ld_library_path) and reinstall the env "
-            "from the lock (pixi install)",
+            "from the lock (pixi install --locked)",
             devices=devices,
             figures=figures,
         )
