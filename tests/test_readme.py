@@ -352,3 +352,10 @@ def test_readme_is_short():
     """The README is what a newcomer reads in five minutes; the rest lives in docs/."""
     words = len(README.split())
     assert words <= 1000, f"README.md has {words} words"
+
+
+def test_readme_links_into_the_docs_resolve():
+    links = re.findall(r"\]\((docs/[^)#]+)(?:#[^)]*)?\)", README)
+    assert len(links) >= 10, links
+    missing = sorted({p for p in links if not (REPO / p).is_file()})
+    assert not missing, missing
