@@ -270,6 +270,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# envcheck's own requirements (pyproject.toml); doctor alone runs without any of them
+OWN_DEPENDENCIES = {"rich", "numpy", "platformdirs"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -291,6 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     except EnvcheckError as exc:
         print(f"envcheck: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in OWN_DEPENDENCIES:
+            raise  # a bug, not an install problem: keep the traceback
+        # e.g. `python3 -m envcheck info` from a checkout with a bare system Python
+        print(
+            f"envcheck: error: `envcheck {args.command}` needs {missing}, which this Python "
+            f"({sys.executable}) lacks; install envcheck into it (`pip install .` from the "
+            "checkout), or run it in a pixi env (`pixi run --locked verify`)",
+            file=sys.stderr,
+        )
+        return 1
     except interrupts.Interrupted as exc:
         # The processes and temp files of the run are gone by now (runner, fetch clean up).
         print(f"envcheck: interrupted by {exc.name}; nothing it started is left", file=sys.stderr)

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import subprocess
+import sys
 
 import pytest
 from conftest import (
@@ -240,4 +241,20 @@ def test_pixi_install_with_options_is_fitted_too(fix):
     assert "pixi" not in fit(fix, "pip", env)
     assert fit("from the lock (pixi install --locked); rerun", "pip", env) == (
         "from the lock (`pip install --force-reinstall` of the package); rerun"
+    )
+
+
+def test_a_python_without_envcheck_s_requirements_gets_one_line(tmp_path):
+    """`python3 -m envcheck info` from a checkout with a bare system Python (no rich)."""
+    code = (
+        "import sys; sys.modules['rich'] = None\n"  # what a Python without rich gives
+        "from envcheck.cli import main; sys.exit(main(['info']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert (
+        line.startswith("envcheck: error: `envcheck info` needs rich") and "pip install ." in line
     )
