@@ -270,10 +270,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-# envcheck's own requirements (pyproject.toml); doctor alone runs without any of them
-OWN_DEPENDENCIES = {"rich", "numpy", "platformdirs"}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -295,18 +291,6 @@ def main(argv: list[str] | None = None) -> int:
     except EnvcheckError as exc:
         print(f"envcheck: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    except ModuleNotFoundError as exc:
-        missing = (exc.name or "").split(".")[0]
-        if missing not in OWN_DEPENDENCIES:
-            raise  # a bug, not an install problem: keep the traceback
-        # e.g. `python3 -m envcheck info` from a checkout with a bare system Python
-        print(
-            f"envcheck: error: `envcheck {args.command}` needs {missing}, which this Python "
-            f"({sys.executable}) lacks; install envcheck into it (`pip install .` from the "
-            "checkout), or run it in a pixi env (`pixi run --locked verify`)",
-            file=sys.stderr,
-        )
-        return 1
     except interrupts.Interrupted as exc:
         # The processes and temp files of the run are gone by now (runner, fetch clean up).
         print(f"envcheck: interrupted by {exc.name}; nothing it started is left", file=sys.stderr)
@@ -314,6 +298,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("envcheck: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:  # envcheck's own dependency (numpy reads MNIST)
+        print(f"envcheck: error: {missing_module(exc)}", file=sys.stderr)
+        return 1
+
+
+def missing_module(exc: ModuleNotFoundError) -> str:
+    """One line naming the module this Python lacks and how to get it."""
+    name = (exc.name or str(exc)).split(".")[0]
+    return (
+        f"{name} is not installed in this Python ({sys.executable}), and envcheck needs it "
+        f"here; install it (`{sys.executable} -m pip install {name}`) or run envcheck from the "
+        "pixi environment (pixi run verify)"
+    )
 
 
 if __name__ == "__main__":

@@ -304,6 +304,12 @@ def shadowing(env: dict[str, Any]) -> Diagnosis | None:
     )
 
 
+OOM_FIX = (
+    "free the GPU (other processes), use a smaller batch, gradient accumulation, or mixed "
+    "precision; for TF set TF_FORCE_GPU_ALLOW_GROWTH=true"
+)
+
+
 def out_of_memory(error: str | None) -> Diagnosis | None:
     # cuBLAS/cuDNN report a failed allocation at handle creation as *_STATUS_ALLOC_FAILED
     if error and (
@@ -312,12 +318,61 @@ def out_of_memory(error: str | None) -> Diagnosis | None:
         or "RESOURCE_EXHAUSTED" in error
         or "_STATUS_ALLOC_FAILED" in error
     ):
-        return Diagnosis(
-            f"the GPU ran out of memory: {error.splitlines()[0][:160]}",
-            "free the GPU (other processes), use a smaller batch, gradient "
-            "accumulation, or mixed precision; for TF set TF_FORCE_GPU_ALLOW_GROWTH=true",
-        )
+        return Diagnosis(f"the GPU ran out of memory: {error.splitlines()[0][:160]}", OOM_FIX)
     return None
+
+
+# CUDA's runtime error cudaErrorAssert; torch >= 2.8 raises torch.AcceleratorError carrying it
+# as .error_code (older torch: a plain RuntimeError with the same text).
+CUDA_ERROR_ASSERT = 710
+# cudaGetErrorString(cudaErrorAssert) as torch words it: "CUDA error: device-side assert
+# triggered". Every CUDA error torch raises ends with "Compile with `TORCH_USE_CUDA_DSA` to enable
+# device-side assertions.", so matching "device-side assert" alone would count any CUDA error.
+_DEVICE_ASSERT = re.compile(r"device-side assert triggered", re.IGNORECASE)
+# torch.AcceleratorError for cudaErrorNoKernelImageForDevice (209)
+_NO_KERNEL_IMAGE = "no kernel image is available"
+
+
+def device_assert_fired(error_type: Any, error: Any, error_code: Any = None) -> bool:
+    """Whether what the device-assert probe caught is the device-side assert itself.
+
+    torch.OutOfMemoryError and torch.AcceleratorError are RuntimeErrors too (torch >= 2.8): an
+    error before the assert ran (out of memory, no kernel image, a broken context) is not it.
+    """
+    if error_type == "OutOfMemoryError" or not isinstance(error, str):
+        return False
+    if isinstance(error_code, int) and not isinstance(error_code, bool):
+        return error_code == CUDA_ERROR_ASSERT
+    return bool(_DEVICE_ASSERT.search(error))
+
+
+def device_assert_blocked(
+    error_type: str | None, error: str, devices: list[dict[str, Any]], arch_list: list[str]
+) -> Diagnosis:
+    """Why the device-assert probe failed before its assert could fire."""
+    oom = out_of_memory(error)
+    if oom or error_type == "OutOfMemoryError":
+        return oom or Diagnosis(f"the GPU ran out of memory: {error[:160]}", OOM_FIX)
+    if _NO_KERNEL_IMAGE in error:
+        arch = arch_missing(devices, arch_list)
+        if arch:
+            return arch
+        return Diagnosis(
+            f"the build has no kernel for this GPU ({error[:160]})",
+            "use a build whose architecture list covers the GPU; " + DOCTOR_HINT,
+        )
+    if "busy or unavailable" in error:
+        return Diagnosis(
+            f"the GPU is busy or unavailable ({error[:160]}): another process holds it in "
+            "exclusive-process mode, or it is prohibited",
+            "wait for the other process to finish, pick a free GPU with CUDA_VISIBLE_DEVICES, "
+            "or ask an admin to run `nvidia-smi -c DEFAULT`",
+        )
+    return Diagnosis(
+        f"the GPU failed before the assert ran ({error_type or 'error'}: {error[:160]})",
+        "check `nvidia-smi` and the kernel log (`dmesg | grep -i xid`) for GPU faults; reset "
+        "the GPU or reboot, then rerun",
+    )
 
 
 def gpu_unusable(

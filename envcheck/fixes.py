@@ -82,8 +82,8 @@ def fit(fix: str, kind: str, env: dict[str, Any]) -> str:
         if kind == "conda":
             return f"`python -m envcheck verify{expect}` in that conda env"
         verify = f"`envcheck verify{expect}`"
-        if profile == "cpu":  # a pip user has one torch: the cpu check needs the CPU build
-            return f"{verify} after {_pip_build('cpu', fix)}"
+        if profile:  # a pip user has one build per framework: that profile needs its build
+            return f"{verify} after {_pip_build(profile, fix)}"
         return verify
 
     if kind == "pip":  # conda package names mean nothing to pip

@@ -26,7 +26,8 @@ NEEDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("kernels.torch_device_assert", ("devices.torch",)),
     ("kernels.*", ("devices.{fw}",)),
-    ("distributed.torch", ("devices.torch",)),
+    ("health.*", ("devices.gpus",)),
+    ("distributed.*", ("devices.torch",)),
     ("training.*", ("devices.{fw}",)),
 )
 NOT_RUN_PREFIX = "not run"

@@ -346,7 +346,9 @@ def test_driver_too_old_read_from_pytorch_error_without_nvml():
     assert c.cause == (
         "the NVIDIA driver supports CUDA 12.8, but the framework was built with CUDA 13.0"
     )
-    assert ">= 580.65.06 (CUDA 13)" in c.fix and "pixi run --locked -e cuda12 verify" in c.fix
+    # a pip install (no pixi/conda env): the fix is the pip way to the driver's CUDA line
+    assert ">= 580.65.06 (CUDA 13)" in c.fix and "`envcheck verify --expect cuda12`" in c.fix
+    assert "https://download.pytorch.org/whl/cu128" in c.fix and "pixi" not in c.fix
     assert "envcheck doctor" in c.fix
 
 

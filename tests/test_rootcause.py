@@ -63,6 +63,7 @@ def test_no_driver_reads_as_one_cause_with_one_fix():
             "kernels.torch_device_assert",
             "kernels.tensorflow",
             "distributed.torch",
+            "distributed.torch_p2p",
             "training.torch",
             "training.tensorflow",
         ]
@@ -71,11 +72,11 @@ def test_no_driver_reads_as_one_cause_with_one_fix():
     for cid in ("devices.torch", "devices.tensorflow"):
         assert by_id[cid].status is Status.FAIL and by_id[cid].follows == ["devices.gpus"]
     counts = report.counts()
-    assert counts["not_run"] == 6 and counts["fail"] == 3
+    assert counts["not_run"] == 7 and counts["fail"] == 3
     assert report.exit_code == 1
     [root] = root_causes(report.checks)
     assert "no NVIDIA driver answers" in root.cause and "nvidia-smi" in root.fix
-    assert len(root.follow_ons) == 8
+    assert len(root.follow_ons) == 9
 
 
 def test_terminal_ends_with_the_root_cause_and_first_fix_at_80_columns():
@@ -87,8 +88,8 @@ def test_terminal_ends_with_the_root_cause_and_first_fix_at_80_columns():
     assert "first fix (devices.gpus): run on a machine with an NVIDIA GPU" in tail
     # follow-ons name their root instead of repeating a cause and a fix of their own
     assert text.count("fix:") == 1
-    assert text.count("follows from devices.gpus") == 8
-    assert "3 fail, 6 not run" in text
+    assert text.count("follows from devices.gpus") == 9
+    assert "3 fail, 7 not run" in text
     # the old layout needed 103 lines at 80 columns for a run like this
     assert len(lines) <= 60, len(lines)
 
@@ -113,7 +114,7 @@ def test_json_names_the_root_causes_and_follow_ons():
     d = report.to_dict()
     jsonschema.validate(d, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
     assert d["root_causes"] == ["devices.gpus"]
-    assert d["counts"]["not_run"] == 6
+    assert d["counts"]["not_run"] == 7
     checks = {c["id"]: c for cat in d["categories"] for c in cat["checks"]}
     assert checks["training.torch"]["status"] == "not_run"
     assert checks["training.torch"]["follows"] == ["devices.gpus"]

@@ -14,7 +14,20 @@ MARK = {"fits": "FITS", "warn": "WARN", "no": "NO"}
 STYLE = {"fits": "green", "warn": "yellow", "no": "red"}
 
 
-def machine_lines(facts: dict[str, Any]) -> list[str]:
+def health_lines(health: list[dict[str, Any]], index: Any) -> list[str]:
+    """One GPU's health under its line: what is wrong with its fix, else one "ok" line."""
+    rows = [h for h in health if h.get("gpu") == index]
+    bad = [h for h in rows if h.get("status") in ("fail", "warn")]
+    if not bad:
+        return ["    health: ok (ECC, memory rows, clocks at idle, persistence)"] if rows else []
+    bad.sort(key=lambda h: h["status"] != "fail")
+    return [
+        f"    health {h['status'].upper()}: {h['title']}: {h['message']}; fix: {h['fix']}"
+        for h in bad
+    ]
+
+
+def machine_lines(facts: dict[str, Any], health: list[dict[str, Any]] | None = None) -> list[str]:
     plat, nvml = facts["platform"], facts.get("nvml") or {}
     os_part = f"{plat['subdir']} ({plat['machine']})"
     if plat.get("glibc"):
@@ -34,6 +47,7 @@ def machine_lines(facts: dict[str, Any]) -> list[str]:
         arch = f"{sm_name(cc)}, cc {cc}" if cc else "compute capability unknown"
         mig = ", MIG mode" if g.get("mig_mode") else ""
         lines.append(f"  GPU {g.get('index')}: {g.get('name')} ({arch}{mig})")
+        lines += health_lines(health or [], g.get("index"))
     return lines
 
 
@@ -89,7 +103,7 @@ def render_plain(
     """The model layout: a row per env, its reasons on their own lines below, wrapped to
     ``width`` (the terminal's by default)."""
     width = width or shutil.get_terminal_size((80, 24)).columns
-    for line in machine_lines(answer["facts"]):
+    for line in machine_lines(answer["facts"], answer.get("health")):
         write(line)
     write(f"workspace: {answer['lock']}")
     write("")
@@ -121,7 +135,7 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
     if console.width < WIDE:  # the plain layout, coloured: reasons get whole lines
         _render_narrow(answer, console)
         return
-    for line in machine_lines(answer["facts"]):
+    for line in machine_lines(answer["facts"], answer.get("health")):
         console.print(line, highlight=False, markup=False)
     console.print(f"workspace: {answer['lock']}", highlight=False, markup=False)
     table = Table(show_lines=False)
@@ -152,7 +166,7 @@ def _render_narrow(answer: dict[str, Any], console: Any) -> None:
     def out(line: str, style: str = "") -> None:
         console.print(Text(line, style=style), overflow="fold", no_wrap=True, crop=False)
 
-    for line in machine_lines(answer["facts"]):
+    for line in machine_lines(answer["facts"], answer.get("health")):
         for part in wrap(line, console.width, indent=0):
             out(part)
     for part in wrap(f"workspace: {answer['lock']}", console.width, indent=0):

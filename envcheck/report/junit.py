@@ -56,7 +56,11 @@ def _add_suites(suites: ET.Element, report: Report, machine: str | None) -> None
                 classname=f"envcheck.{machine}.{cat}" if machine else f"envcheck.{cat}",
                 time=f"{c.duration_s:.3f}",
             )
-            lines = [c.message] + [f"{d.device}: {d.status.value}: {d.message}" for d in c.devices]
+            lines = [c.message] + [
+                f"{d.device}: {d.status.value}: {d.message}"
+                + (f" (fix: {d.fix})" if d.fix and d.fix != c.fix else "")
+                for d in c.devices
+            ]
             if c.status is Status.FAIL:
                 node = ET.SubElement(case, "failure", message=c.cause or c.message, type="fail")
                 after = [f"follows from: {', '.join(c.follows)}"] if c.follows else []
