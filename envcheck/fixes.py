@@ -74,7 +74,9 @@ def fit(fix: str, kind: str, env: dict[str, Any]) -> str:
             if name.startswith("<"):
                 return "recreate the conda env from its `locks/explicit/` file"
             return f"`conda create -n {name} --file locks/explicit/{name}-{subdir}.txt`"
-        return _pip_build("cpu" if name.startswith("<") else name, fix)
+        if name.startswith("<"):  # "an env of the lock" in general (e.g. for its compilers):
+            return m.group(0)  # pip has no equivalent, so the route stays named as it is
+        return _pip_build(name, fix)
 
     def run_verify(m: re.Match) -> str:
         profile = _profile(m.group(1))
@@ -88,14 +90,21 @@ def fit(fix: str, kind: str, env: dict[str, Any]) -> str:
 
     if kind == "pip":  # conda package names mean nothing to pip
         fix = _CONDA_ONLY.sub("", fix)
-    fix = _INSTALL_ENV.sub(install, fix)
-    fix = _RUN_VERIFY.sub(run_verify, fix)
+    kept: list[str] = []  # commands left as they are, out of the later patterns' way
+
+    def keep(text: str) -> str:
+        kept.append(text)
+        return f"\0{len(kept) - 1}\0"
+
+    fix = _INSTALL_ENV.sub(lambda m: keep(install(m)), fix)
+    fix = _RUN_VERIFY.sub(lambda m: keep(run_verify(m)), fix)
     bare = (
         "recreate the conda env from its `locks/explicit/` file"
         if kind == "conda"
         else "`pip install --force-reinstall` of the package"
     )
-    return _INSTALL_BARE.sub(bare, fix)
+    fix = _INSTALL_BARE.sub(bare, fix)
+    return re.sub("\0(\\d+)\0", lambda m: kept[int(m.group(1))], fix)
 
 
 def fit_fixes(results: list[CheckResult], env: dict[str, Any]) -> list[CheckResult]:

@@ -27,6 +27,7 @@ NEEDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernels.torch_device_assert", ("devices.torch",)),
     ("kernels.*", ("devices.{fw}",)),
     ("health.*", ("devices.gpus",)),
+    ("compile.*", ("devices.{fw}",)),
     ("distributed.*", ("devices.torch",)),
     ("training.*", ("devices.{fw}",)),
 )

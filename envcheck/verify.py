@@ -26,7 +26,7 @@ from .runner import ProbeOutcome, run_probe
 
 def probe_args(ctx: Context, name: str) -> dict[str, Any]:
     gpu = ctx.gpu_expected
-    if name.endswith(".kernels"):
+    if name.endswith((".kernels", ".compile")):
         return {"device": ("cuda" if name.startswith("torch") else "gpu") if gpu else "cpu"}
     if name == "torch.distributed":  # one rank per GPU (NCCL), else gloo on the CPU
         gpus = ctx.data("torch.facts").get("device_count", 0) if gpu else 0
@@ -54,15 +54,7 @@ def gather_recorded(recorded: dict[str, ProbeOutcome]) -> Callable[[Context, str
     def gather(ctx: Context, name: str) -> ProbeOutcome:
         if name in recorded:
             return recorded[name]
-        # a gap in the recording, not a broken env: say so, not "reinstall the env"
-        return ProbeOutcome(
-            name,
-            False,
-            failure="error",
-            error=f"the recorded facts hold no {name} run (saved with --no-training, or before "
-            "this check existed); replay with --no-training, or record the facts again",
-            user_error=True,
-        )
+        return ProbeOutcome(name, False, failure="error", error=NOT_RECORDED)
 
     return gather
 
@@ -117,8 +109,20 @@ def save_facts(path: Path, ctx: Context, no_training: bool = False) -> None:
     write_output(path, json.dumps(data, indent=2, default=str), "--save-facts")
 
 
+NOT_RECORDED = "not in the recorded facts"  # checks.compile matches this exact text
+
+
 def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
     o = exc.outcome
+    if o.error == NOT_RECORDED and not o.ok:  # a gap in a replayed recording, not a broken env
+        cause = f"the recorded facts hold no {exc.name} run"
+        return failed(
+            check.category,
+            check.name,
+            cause,
+            f"{cause} (saved with --no-training, or before this check existed)",
+            "replay with --no-training, or record the facts again with --save-facts",
+        )
     if o.user_error:  # e.g. MNIST missing: the message is "cause; fix"
         cause, fix = split_cause_fix(o.error or "failed")
         return failed(check.category, check.name, cause, cause, fix)

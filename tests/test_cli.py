@@ -58,7 +58,10 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     # nothing falls back to the CPU: kernels and training are failed, not run on the CPU
     assert report["frameworks"] == list(FRAMEWORKS)
     # (they did not run: their own state, grouped under the failures they follow from)
-    for cid in ("kernels.torch", *(f"training.{fw}" for fw in FRAMEWORKS)):
+    for cid in (
+        "kernels.torch",
+        *(f"{cat}.{fw}" for cat in ("compile", "training") for fw in FRAMEWORKS),
+    ):
         assert checks[cid]["status"] == "not_run" and "not run" in checks[cid]["message"]
         assert checks[cid]["follows"] and set(checks[cid]["follows"]) <= set(report["root_causes"])
     assert "devices.gpus" in report["root_causes"] and "build.torch" in report["root_causes"]

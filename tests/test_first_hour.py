@@ -257,3 +257,10 @@ def test_a_python_without_envcheck_s_requirements_gets_one_line(tmp_path):
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("envcheck: error: rich is not installed in this Python")
     assert "pip install rich" in line
+
+
+def test_a_general_env_pointer_is_not_turned_into_a_torch_install():
+    """`pixi install --locked -e <env>` for its compilers: pip has no equivalent, keep it."""
+    fix = "install the env from the lock (`pixi install --locked -e <env>`: it has gcc)"
+    assert fit(fix, "pip", {}) == fix
+    assert "locks/explicit/" in fit(fix, "conda", {})
