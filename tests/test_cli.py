@@ -72,7 +72,7 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     assert closing[0] == "root causes (3), fix them in this order:", closing
     assert closing[1].startswith("  1. build.torch: PyTorch"), closing
     assert any(x.startswith("first fix (build.torch): install a CUDA") for x in closing), closing
-    assert len(closing) <= 16, closing
+    assert len(closing) <= 20, closing  # 3 roots, each with its follow-ons, and the fix
 
 
 @needs_gpu_less_cpu_builds
