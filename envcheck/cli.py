@@ -320,7 +320,7 @@ def missing_module(exc: ModuleNotFoundError) -> str:
     return (
         f"{name} is not installed in this Python ({sys.executable}), and envcheck needs it "
         f"here; install it (`{sys.executable} -m pip install {name}`) or run envcheck from the "
-        "pixi environment (pixi run verify)"
+        "pixi environment (pixi run --locked verify)"
     )
 
 
