@@ -1,9 +1,10 @@
 """Fixes that fit the install the user has: a pixi env, a conda env, or pip in any Python.
 
-The checks phrase their fixes for pixi (`pixi install --locked -e cuda12`, `pixi run --locked -e cpu verify`), the
-project's main route. A user who installed envcheck and torch with pip, or made a conda env from
-locks/explicit/, cannot run those; here each pixi command in a fix becomes what does the same on
-their install. Pure over the results and the environment facts, so a replay reads the same.
+The checks phrase their fixes for pixi (`pixi install --locked -e cuda12`,
+`pixi run --locked -e cpu verify`), the project's main route. A user who installed envcheck and
+torch with pip, or made a conda env from locks/explicit/, cannot run those; here each pixi command
+in a fix becomes what does the same on their install. Pure over the results and the environment
+facts, so a replay reads the same.
 """
 
 from __future__ import annotations
