@@ -98,6 +98,8 @@ def render_info(info: dict[str, Any], console: Console) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    for key, value in _rows(info):
-        table.add_row(key, value)
+    from .guard import safe_text
+
+    for key, value in _rows(info):  # values come from the machine (GPU names, paths)
+        table.add_row(safe_text(key), safe_text(value))
     console.print(table)

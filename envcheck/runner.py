@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import interrupts
+
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 # Of a probe's stderr only the end is used (diagnosis rules, the last line in messages).
 STDERR_KEPT = 8000
@@ -100,6 +102,7 @@ def run_probe(
             env=_child_env(extra_path or []),
             start_new_session=True,  # so a timeout can kill the probe's own children too
         )
+        interrupts.register(proc)  # Ctrl-Z, SIGCONT and a graceful end reach its group
         stderr_reader = TailReader(proc.stderr)
         try:
             try:

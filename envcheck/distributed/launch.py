@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import interrupts
 from ..runner import PACKAGE_PARENT, TailReader
 from .bandwidth import DEFAULT_SIZES
 from .ranks import GLOO_FIX, NCCL_FIX
@@ -124,10 +125,14 @@ def run_local(
             stderr=subprocess.STDOUT,
             env=env,
         )
+        interrupts.register(proc)  # Ctrl-Z reaches torchrun's ranks (own sessions) too
         # only the end of the log is read (torchrun's failure summary), so it is kept bounded
         log_reader = TailReader(proc.stdout, keep=LOG_KEPT)
         try:
-            proc.wait(timeout=timeout)
+            # SIGTERM (envcheck ending the probe) stops torchrun and removes the temp folder,
+            # instead of ending this process on the spot and leaving envcheck-dist-* behind
+            with interrupts.handled():
+                proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             _stop(proc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..gpuarch import sm_name
+from ..guard import plain
 
 MARK = {"fits": "FITS", "warn": "WARN", "no": "NO"}
 STYLE = {"fits": "green", "warn": "yellow", "no": "red"}
@@ -67,6 +68,11 @@ def _footer(answer: dict[str, Any]) -> list[str]:
 
 
 def render_plain(answer: dict[str, Any], write: Callable[[str], Any] = print) -> None:
+    raw_write = write
+
+    def write(line: str) -> None:  # facts and lock come from outside: no control sequences
+        raw_write(plain(line))
+
     for line in machine_lines(answer["facts"]):
         write(line)
     write(f"workspace: {answer['lock']}")
@@ -89,12 +95,14 @@ def render_plain(answer: dict[str, Any], write: Callable[[str], Any] = print) ->
 
 
 def render_rich(answer: dict[str, Any], console: Any) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
+    from ..guard import escape, safe_text
+
+    # facts (GPU names, driver strings) and the lock come from outside: printed as Text
     for line in machine_lines(answer["facts"]):
-        console.print(line, highlight=False)
-    console.print(f"workspace: {answer['lock']}", highlight=False)
+        console.print(safe_text(line), highlight=False)
+    console.print(safe_text(f"workspace: {answer['lock']}"), highlight=False)
     table = Table(show_lines=False)
     for col in ("env", "platform", "CUDA", "verdict"):
         table.add_column(col, no_wrap=True)
@@ -105,7 +113,7 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
         table.add_row(
             escape(v["env"]),
             escape(v["platform"]),
-            v["cuda"] or "-",
+            escape(v["cuda"] or "-"),
             f"[{STYLE[v['status']]}]{MARK[v['status']]}[/]",
             escape(_frameworks(v)),
             escape(_why(v)),
@@ -114,7 +122,7 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
         console.print(table)
     for line in [*others, *_footer(answer)]:
         # soft_wrap: the commands stay on one line each, ready to copy
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        console.print(plain(line), highlight=False, markup=False, soft_wrap=True)
 
 
 def render(answer: dict[str, Any]) -> None:

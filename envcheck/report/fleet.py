@@ -10,14 +10,13 @@ machine failed or a file was refused.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
+from ..guard import one_line
 from ..model import CATEGORIES, CheckResult, DeviceResult, Report, Status, worst
 from .summary import ICON, _cell
 from .terminal import LABEL, STYLE
@@ -81,18 +80,25 @@ def report_from_dict(d: Any) -> Report:
 
 
 def load_report(path: Path) -> Report:
-    """Read one report with a size bound; ValueError/OSError say why it is refused."""
-    size = path.stat().st_size
-    if path.is_dir():
-        raise ValueError("is a directory")
-    if size > MAX_REPORT_BYTES:
-        raise ValueError(f"{size} bytes, over the {MAX_REPORT_BYTES // 2**20} MiB a report may be")
-    with path.open("rb") as f:
-        raw = f.read(MAX_REPORT_BYTES + 1)
+    """Read one report: type checked before opening, size and nesting bounded, shape checked.
+
+    ValueError says why it is refused (one line, naming the field).
+    """
+    from ..guard import load_file, plain
+    from ..shapes import ShapeError, check_report
+
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"not JSON ({exc})") from None
+        data = load_file(path, "json", MAX_REPORT_BYTES, "report", "-")
+    except EnvcheckError as exc:
+        # "report PATH <why>; -": keep the why, the caller adds the fix
+        why = exc.message.removeprefix(f"report {path} ").removesuffix("; -")
+        raise ValueError(why) from None
+    if not isinstance(data, dict) or data.get("schema_version") != 1 or "categories" not in data:
+        raise ValueError("not an envcheck verify report (no schema_version 1 and categories)")
+    try:
+        check_report(data)
+    except ShapeError as exc:
+        raise ValueError(f"not an envcheck verify report: {plain(str(exc))}") from None
     return report_from_dict(data)
 
 
@@ -104,6 +110,7 @@ def load_all(paths: list[Path]) -> tuple[list[Machine], list[str]]:
             report = load_report(path)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            reason = one_line(reason)
             refused.append(
                 f"refused {path}: {reason}; pass files written by `envcheck verify --json`"
             )
@@ -143,6 +150,8 @@ def render(machines: list[Machine], console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from ..guard import plain, safe_text
+
     cats = [c for c in CATEGORIES if any(cat == c for cat, _ in check_ids(machines))]
     found = notes(machines)
     marks = {(m.name, c.check_id): i for i, (m, c) in enumerate(found, 1)}
@@ -152,7 +161,7 @@ def render(machines: list[Machine], console: Any) -> None:
     for cat in cats:
         table.add_column(cat, overflow="fold")
     for m in machines:
-        row = [Text(m.name), Text(LABEL[m.report.status], style=STYLE[m.report.status])]
+        row = [safe_text(m.name), Text(LABEL[m.report.status], style=STYLE[m.report.status])]
         for cat in cats:
             checks = [c for c in m.report.checks if c.category == cat]
             bad = [c for c in checks if (m.name, c.check_id) in marks]
@@ -164,20 +173,21 @@ def render(machines: list[Machine], console: Any) -> None:
             else:
                 cell = Text()
                 for c in bad:
-                    label = f"{LABEL[c.status]} {c.name} [{marks[(m.name, c.check_id)]}]"
+                    label = f"{LABEL[c.status]} {plain(c.name)} [{marks[(m.name, c.check_id)]}]"
                     cell.append(("\n" if cell else "") + label, style=STYLE[c.status])
                 row.append(cell)
         table.add_row(*row)
     console.print(table)
     for i, (m, c) in enumerate(found, 1):
         console.print(
-            Text(f"[{i}] {m.name} {c.check_id}: ", style=STYLE[c.status]) + Text(note_text(c))
+            safe_text(f"[{i}] {m.name} {c.check_id}: ", style=STYLE[c.status])
+            + safe_text(note_text(c))
         )
     failed = [m.name for m in machines if m.report.status is Status.FAIL]
     if failed:
         console.print(
             Text(
-                f"FAILED: {len(failed)} of {len(machines)} machine(s): " + ", ".join(failed),
+                plain(f"FAILED: {len(failed)} of {len(machines)} machine(s): " + ", ".join(failed)),
                 style="bold red",
             )  # fmt: skip
         )
@@ -218,11 +228,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ..fileio import write_atomic
+    from ..guard import check_output, printing_survives, warn_step_summary, write_output
     from .junit import to_junit_many
 
-    if args.junit and args.junit.is_dir():
-        raise EnvcheckError(f"--junit {args.junit} is a directory; name a file", exit_code=2)
+    check_output(args.junit, "--junit")
     machines, refused = load_all(args.files)
     for line in refused:
         print(f"envcheck: {line}", file=sys.stderr)
@@ -231,12 +240,11 @@ def run(args: argparse.Namespace) -> int:
             f"none of the {len(args.files)} file(s) is an envcheck report; pass files written "
             "by `envcheck verify --json`"
         )
-    render(machines, Console())
-    if args.junit:
+    if args.junit:  # written before the table: a closed stdout must not lose it
         pairs = [(m.name, m.report) for m in machines]
-        write_atomic(args.junit, to_junit_many(pairs, f"envcheck fleet ({len(machines)})"))
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as f:
-            f.write(to_markdown(machines, refused))
+        write_output(
+            args.junit, to_junit_many(pairs, f"envcheck fleet ({len(machines)})"), "--junit"
+        )
+    warn_step_summary(to_markdown(machines, refused))
+    printing_survives(lambda: render(machines, Console()))
     return 1 if refused or any(m.report.status is Status.FAIL for m in machines) else 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from ..guard import one_line
 from ..model import Report, Status
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.SKIP: "⏭️", Status.FAIL: "❌"}
 
 
 def _cell(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")
+    return one_line(text or "").replace("|", "\\|")
 
 
 def to_markdown(report: Report) -> str:

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..guard import escape, safe_text
 from ..model import CATEGORIES, Report, Status
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.SKIP: "dim", Status.FAIL: "bold red"}
@@ -16,10 +17,13 @@ def render(report: Report, console: Console) -> None:
     env = report.environment
     py = env.get("python", {})
     where = env.get("pixi_environment") or env.get("conda_prefix") or "no conda env"
+    # everything but the markup is escaped: a CONDA_PREFIX or a replayed report may hold
+    # "[/b]" (a MarkupError after all checks ran) or terminal escape sequences
     console.print(
-        f"[bold]envcheck {report.envcheck_version}[/] profile [bold]{report.profile}[/] "
-        f"({', '.join(report.frameworks)}{', GPU required' if report.require_gpu else ''}) "
-        f"- Python {py.get('version', '?')} - {where}"
+        f"[bold]envcheck {escape(report.envcheck_version)}[/] profile "
+        f"[bold]{escape(report.profile)}[/] ({escape(', '.join(report.frameworks))}"
+        f"{', GPU required' if report.require_gpu else ''}) "
+        f"- Python {escape(py.get('version', '?'))} - {escape(where)}"
     )
     table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
     table.add_column("status", no_wrap=True)
@@ -27,19 +31,23 @@ def render(report: Report, console: Console) -> None:
     table.add_column("result", overflow="fold")
     for cat in CATEGORIES:
         for c in (c for c in report.checks if c.category == cat):
-            table.add_row(Text(LABEL[c.status], style=STYLE[c.status]), c.check_id, Text(c.message))
+            table.add_row(
+                Text(LABEL[c.status], style=STYLE[c.status]),
+                safe_text(c.check_id),
+                safe_text(c.message),
+            )
             for d in c.devices:
                 if len(c.devices) == 1 and d.message == c.message and d.status is c.status:
                     continue  # one device saying what the check said: no second row
                 table.add_row(
                     Text(f"  {LABEL[d.status]}", style=STYLE[d.status]),
-                    Text(f"  {d.device}", style="dim"),
-                    Text(d.message),
+                    safe_text(f"  {d.device}", style="dim"),
+                    safe_text(d.message),
                 )
             if c.status in (Status.FAIL, Status.WARN) and c.cause:
                 if c.cause_beyond_message:
-                    table.add_row("", "", Text(f"cause: {c.cause}", style=STYLE[c.status]))
-                table.add_row("", "", Text(f"fix:   {c.fix}", style="cyan"))
+                    table.add_row("", "", safe_text(f"cause: {c.cause}", style=STYLE[c.status]))
+                table.add_row("", "", safe_text(f"fix:   {c.fix}", style="cyan"))
     console.print(table)
     counts = report.counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
