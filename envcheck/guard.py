@@ -51,8 +51,8 @@ def _kind(path: Path) -> str:
         return "stream"
     try:
         info = os.lstat(path)
-    except FileNotFoundError:
-        return "file"
+    except (FileNotFoundError, NotADirectoryError):
+        return "file"  # not there yet: check_output then names the folder that is wrong
     except OSError as exc:
         return f"cannot be examined ({exc.strerror or exc})"
     if stat.S_ISLNK(info.st_mode):
@@ -291,6 +291,10 @@ def finite(value: Any) -> Any:
     return value
 
 
+class BoundError(ValueError):
+    """Parsed, but beyond the guard's bounds (nesting, NaN/Infinity, huge integers)."""
+
+
 def check_plain(value: Any, where: str = "") -> None:
     """Refuse nesting deeper than MAX_DEPTH, NaN/Infinity and over-long integers (ValueError
     naming the field). Iterative, so a deep file cannot exhaust the stack here."""
@@ -298,15 +302,15 @@ def check_plain(value: Any, where: str = "") -> None:
     while stack:
         item, at, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise ValueError(f"{at} nests deeper than {MAX_DEPTH} levels")
+            raise BoundError(f"{at} nests deeper than {MAX_DEPTH} levels")
         if isinstance(item, bool) or item is None or isinstance(item, str):
             continue
         if isinstance(item, int):
             if abs(item) >= MAX_INT:
-                raise ValueError(f"{at} is an integer of {len(str(abs(item)))} digits")
+                raise BoundError(f"{at} is an integer of {len(str(abs(item)))} digits")
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise ValueError(f"{at} is {item} (NaN/Infinity is not a number)")
+                raise BoundError(f"{at} is {item} (NaN/Infinity is not a number)")
         elif isinstance(item, dict):
             for k, v in item.items():
                 stack.append((v, f"{at}.{k}" if where or depth else str(k), depth + 1))
@@ -333,11 +337,11 @@ def parse_text(text: str, fmt: str) -> Any:
     try:
         if fmt == "json":
             if _nesting(text) and _json_depth(text) > MAX_DEPTH:
-                raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
+                raise BoundError(f"it nests deeper than {MAX_DEPTH} levels")
             data = json.loads(text)
         elif fmt == "toml":
             if _nesting(text):  # tomllib recurses per level
-                raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
+                raise BoundError(f"it nests deeper than {MAX_DEPTH} levels")
             try:
                 import tomllib
             except ImportError:  # Python < 3.11
@@ -348,7 +352,7 @@ def parse_text(text: str, fmt: str) -> Any:
         else:
             raise ValueError(f"unknown format {fmt}")
     except RecursionError:
-        raise ValueError(f"nests deeper than {MAX_DEPTH} levels") from None
+        raise BoundError(f"it nests deeper than {MAX_DEPTH} levels") from None
     check_plain(data)
     return data
 
@@ -384,9 +388,13 @@ def load_file(
     text = decode_utf8(read_input(path, limit, what, fix, exit_code), path, what, fix, exit_code)
     try:
         return parse_text(text, fmt)
+    except BoundError as exc:
+        raise EnvcheckError(
+            f"{what} {path}: {one_line(exc)[:300]}; {fix}", exit_code=exit_code
+        ) from None
     except ValueError as exc:
         raise EnvcheckError(
-            f"{what} {path} is not valid {fmt.upper()}: {plain(str(exc))[:300]}; {fix}",
+            f"{what} {path} is not {fmt.upper()} ({one_line(exc)[:300]}); {fix}",
             exit_code=exit_code,
         ) from None
 

@@ -282,12 +282,13 @@ def test_doctor_runs_with_a_bare_python_and_nothing_installed(tmp_path):
 
 
 def test_usage_errors_are_one_line_exit_2(tmp_path, capsys):
-    assert main(["doctor", "--json", str(tmp_path / "no" / "x.json")]) == 2
+    (tmp_path / "file").write_text("x")  # a missing folder is created; a file in the way is not
+    assert main(["doctor", "--json", str(tmp_path / "file" / "x.json")]) == 2
     assert main(["doctor", "--framework", "jax"]) == 2
     assert main(["doctor", "--lock", str(tmp_path / "missing.lock")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("envcheck: error: ") for line in err)
-    assert "does not exist" in err[0] and "jax" in err[1] and "missing.lock" in err[2]
+    assert "is not a folder" in err[0] and "jax" in err[1] and "missing.lock" in err[2]
 
 
 def test_bad_inputs_are_one_line_exit_1(tmp_path, capsys):
