@@ -87,6 +87,12 @@ def check_output(path: str | Path | None, option: str) -> None:
     if path is None:
         return
     path = Path(path)
+    if len(os.fsencode(path.name)) > NAME_MAX:
+        raise EnvcheckError(
+            f"{option}: the file name is {len(os.fsencode(path.name))} bytes, more than the "
+            f"{NAME_MAX} a file system allows; choose a shorter name",
+            exit_code=2,
+        )
     kind = _kind(path)
     if kind in ("stream", "discard"):
         return
@@ -97,12 +103,6 @@ def check_output(path: str | Path | None, option: str) -> None:
         )
     if kind != "file":
         raise EnvcheckError(f"{option} {path} {kind}", exit_code=2)
-    if len(os.fsencode(path.name)) > NAME_MAX:
-        raise EnvcheckError(
-            f"{option}: the file name is {len(os.fsencode(path.name))} bytes, more than the "
-            f"{NAME_MAX} a file system allows; choose a shorter name",
-            exit_code=2,
-        )
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # write_output creates the missing folders
