@@ -327,14 +327,16 @@ def test_a_hung_nvml_is_named_as_such():
             assert v["reasons"][0].startswith("NVML did not answer (timed out after 30 s)")
 
 
-def test_nvml_probe_reads_this_machine_without_nvidia_ml_py():
-    """Real NVML through doctor's probe (ctypes when nvidia-ml-py is absent): GPUs or no driver."""
-    import importlib
-
+def test_nvml_probe_reads_this_machine_without_nvidia_ml_py(without_nvidia_ml_py):
+    """Real NVML through doctor's probe with nvidia-ml-py hidden (as in conda-forge envs): the
+    ctypes binding reads the driver, or says there is none."""
     from envcheck.doctor.facts import NVML_PROBE
+    from envcheck.runner import run_probe
 
-    module, function = NVML_PROBE.split(":")
-    found = getattr(importlib.import_module(module), function)({})
+    outcome = run_probe(NVML_PROBE, {}, 60, extra_path=without_nvidia_ml_py)
+    assert outcome.ok, outcome.describe_failure()
+    found = outcome.data
+    assert found["binding"] == "ctypes"  # nvidia-ml-py really was out of reach
     if found["available"]:
         assert found["driver_version"] and all(g["compute_capability"] for g in found["gpus"])
     else:
