@@ -10,6 +10,7 @@ value is first used. Standard library only (doctor runs with a bare Python).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 NUMBER = (int, float)
@@ -82,6 +83,41 @@ def check_outcome(d: Any, where: str) -> None:
         field(d, key, str, where)
 
 
+def _gpu_list(data: dict[str, Any], key: str, where: str) -> None:
+    for i, g in enumerate(field(data, key, (list, type(None)), where) or []):
+        gat = f"{where}.{key}[{i}]"
+        need_dict(g, gat)
+        field(g, "index", (int, type(None)), gat)
+        for name in ("name", "uuid", "compute_capability"):
+            field(g, name, OPTIONAL_STR, gat)
+        cc = g.get("compute_capability")
+        if cc is not None and not re.fullmatch(r"\d{1,2}\.\d{1,2}", cc):
+            raise ShapeError(f"{gat}.compute_capability is {cc[:20]!r}, not MAJOR.MINOR (8.0)")
+
+
+def _probe_data(name: str, data: dict[str, Any], where: str) -> None:
+    """The fields of a probe's data that envcheck reads directly (the rest is per check)."""
+    if name == "environment":
+        for key in ("python", "platform", "variables", "conda_packages"):
+            field(data, key, (dict, type(None)), where)
+        for key in ("conda_prefix", "pixi_environment", "pixi_project_root"):
+            field(data, key, OPTIONAL_STR, where)
+        for key in ("ld_library_path", "shadowing"):
+            field(data, key, (list, type(None)), where)
+        for key, value in (data.get("variables") or {}).items():
+            if not isinstance(value, str):
+                raise ShapeError(f"{where}.variables.{key} is {_what(value)}, not a string")
+    elif name == "nvml":
+        field(data, "available", (bool, type(None)), where)
+        for key in ("driver_version", "cuda_driver_version"):
+            field(data, key, OPTIONAL_STR, where)
+        _gpu_list(data, "gpus", where)
+    elif name.endswith(".facts"):
+        field(data, "version", OPTIONAL_STR, where)
+        field(data, "device_count", (int, type(None)), where)
+        _gpu_list(data, "devices", where)
+
+
 def check_recording(raw: Any) -> None:
     """What ``verify --save-facts`` writes."""
     need_dict(raw, "")
@@ -91,6 +127,7 @@ def check_recording(raw: Any) -> None:
     facts = field(raw, "facts", dict, "", required=True)
     for name, outcome in facts.items():
         check_outcome(outcome, f"facts.{name}")
+        _probe_data(name, outcome.get("data") or {}, f"facts.{name}.data")
 
 
 def check_doctor_facts(facts: Any, where: str = "facts") -> None:
@@ -108,14 +145,9 @@ def check_doctor_facts(facts: Any, where: str = "facts") -> None:
     field(nvml, "available", bool, at)
     for key in ("reason", "error", "binding", "driver_version", "cuda_driver_version"):
         field(nvml, key, OPTIONAL_STR, at)
-    gpus = field(nvml, "gpus", (list, type(None)), at) or []
-    for i, g in enumerate(gpus):
-        gat = f"{at}.gpus[{i}]"
-        need_dict(g, gat)
-        field(g, "index", (int, type(None)), gat)
-        for key in ("name", "uuid", "compute_capability"):
-            field(g, key, OPTIONAL_STR, gat)
-        field(g, "mig_mode", (bool, type(None)), gat)
+    _gpu_list(nvml, "gpus", at)
+    for i, g in enumerate(nvml.get("gpus") or []):
+        field(g, "mig_mode", (bool, type(None)), f"{at}.gpus[{i}]")
 
 
 def check_report(d: Any) -> None:

@@ -334,6 +334,22 @@ REPLAY_CASES = [
         "facts.torch.facts.data.device_count is inf",
     ),  # fmt: skip
     (lambda d: d["facts"].update(nvml="x"), "facts.nvml is a string"),
+    (
+        lambda d: d["facts"]["environment"]["data"].update(python="3.12"),
+        "facts.environment.data.python is a string",
+    ),  # fmt: skip
+    (
+        lambda d: d["facts"]["environment"]["data"]["variables"].update(CUDA_VISIBLE_DEVICES=0),
+        "facts.environment.data.variables.CUDA_VISIBLE_DEVICES is an integer",
+    ),  # fmt: skip
+    (
+        lambda d: d["facts"]["torch.facts"]["data"].update(devices="none"),
+        "facts.torch.facts.data.devices is a string",
+    ),  # fmt: skip
+    (
+        lambda d: d["facts"]["nvml"]["data"]["gpus"][0].update(compute_capability="sm_90"),
+        "facts.nvml.data.gpus[0].compute_capability is 'sm_90', not MAJOR.MINOR",
+    ),  # fmt: skip
 ]
 
 
@@ -378,6 +394,8 @@ DOCTOR_CASES = [
     ({"available": True, "gpus": [{"index": "0"}]}, "facts.nvml.gpus[0].index is a string"),
     ({"available": True, "gpus": [{"name": 7}]}, "facts.nvml.gpus[0].name is an integer"),
     ({"available": True, "driver_version": 550}, "facts.nvml.driver_version is an integer"),
+    ({"available": True, "gpus": [{"compute_capability": "abc"}]}, "not MAJOR.MINOR"),
+    ({"available": True, "gpus": [{"compute_capability": "9.9.9"}]}, "'9.9.9', not MAJOR"),
 ]
 
 
