@@ -104,7 +104,23 @@ def run_local(
     timeout: float = 180.0,
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The combined result of one torchrun on this machine; failures are data, never raised."""
+    """The combined result of one torchrun on this machine; failures are data, never raised.
+
+    SIGTERM/SIGHUP (envcheck ending the probe) become Interrupted here, so that torchrun is
+    stopped and the temp folder removed instead of this process ending on the spot.
+    """
+    with interrupts.handled():
+        return _run_local(nproc, backend, sizes, iters, timeout, extra_env)
+
+
+def _run_local(
+    nproc: int,
+    backend: str,
+    sizes: list[int] | None,
+    iters: int,
+    timeout: float,
+    extra_env: dict[str, str] | None,
+) -> dict[str, Any]:
     env = dict(os.environ, **(extra_env or {}))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
     # the ranks give up (and name who is behind) well before the launcher's own limit,
@@ -129,10 +145,7 @@ def run_local(
         # only the end of the log is read (torchrun's failure summary), so it is kept bounded
         log_reader = TailReader(proc.stdout, keep=LOG_KEPT)
         try:
-            # SIGTERM (envcheck ending the probe) stops torchrun and removes the temp folder,
-            # instead of ending this process on the spot and leaving envcheck-dist-* behind
-            with interrupts.handled():
-                proc.wait(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             _stop(proc)
