@@ -2,8 +2,9 @@
 """Fail a GPU leg early when this machine's NVIDIA driver is too old for the environment.
 
 pixi installs a CUDA environment on a driver that reports an older CUDA than the platform
-declares (the locked records depend on a bare `__cuda`) and only warns when it runs, so
-gpu.yml would spend the install (several GB) before verify fails. This reads the driver through
+declares (the locked records depend on a bare `__cuda`); `pixi run` warns about it once per
+workspace and environment (a marker under .pixi/one-time-messages), so gpu.yml would spend the
+install (several GB) before verify fails. This reads the driver through
 NVML (nvidia-ml-py when installed, else envcheck's ctypes binding over the driver's own
 libnvidia-ml), takes the CUDA the environment declares on this machine's subdir from pixi.lock,
 and applies envcheck's own driver rule (envcheck.diagnose.driver_too_old):

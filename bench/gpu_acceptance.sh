@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # envcheck's acceptance run on an NVIDIA GPU (see bench/gpu_acceptance.py for the steps).
 #
-#   bash bench/gpu_acceptance.sh MNIST_DIR [OUT_DIR] [--archive FILE] [--seeds 0,1,2]
+#   bash bench/gpu_acceptance.sh MNIST_DIR [OUT_DIR] [--archive FILE] [--seeds 0,1,2] [--budget S]
 #
 # Needs a Python (python3, or $PYTHON) with a CUDA build of PyTorch, rich and numpy. Runs from
 # this checkout without installing envcheck; no pixi, TensorFlow, platformdirs or network.

@@ -56,7 +56,9 @@ def seed_figures(bench: dict[str, Any]) -> dict[str, Any]:
         "ok": bool(run.get("ok")),
         "test_accuracy": result.get("test_accuracy"),
         "train_seconds": result.get("train_seconds"),
+        # with the first step (cuDNN autotuning, cuBLAS handle creation) and without it
         "time_to_99_seconds": to99.get("seconds"),
+        "time_to_99_after_first_step_seconds": to99.get("seconds_after_first_step"),
         "images_per_second": result.get("images_per_second"),
         "first_step_seconds": result.get("first_step_seconds"),
         "train_wall_seconds": run.get("wall_seconds"),
@@ -96,10 +98,14 @@ def render_summary(meta: dict[str, Any], steps: list[dict[str, Any]], seeds: lis
         f"(CUDA {meta.get('driver_cuda', '?')})",
         f"- PyTorch {meta.get('torch', '?')} (CUDA {meta.get('torch_cuda', '?')}), "
         f"Python {meta.get('python', '?')}",
-        f"- started {meta.get('started', '?')}, {meta.get('seconds', 0):.0f} s in all",
+        f"- GPU 0 compute mode {meta.get('compute_mode') or 'unknown'}, persistence mode "
+        f"{_on_off(meta.get('persistence_mode'))}",
+        f"- started {meta.get('started', '?')}, {meta.get('seconds', 0):.0f} s in all (budget "
+        f"{_num(meta.get('budget_seconds'), '.0f')} s; preflight "
+        f"{_num(meta.get('preflight_seconds'), '.1f')} s)",
         "",
-        "| step | expected | exit | result | seconds | figures / note |",
-        "|---|---|---|---|---|---|",
+        "| step | expected | exit | result | budget s | seconds | figures / note |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in steps:
         exit_code = "-" if s.get("exit_code") is None else s["exit_code"]
@@ -110,7 +116,7 @@ def render_summary(meta: dict[str, Any], steps: list[dict[str, Any]], seeds: lis
         note = "; ".join(x for x in (figures, s.get("note")) if x)
         lines.append(
             f"| {_cell(s['title'])} | {s['expect']} | {exit_code} | {result} | "
-            f"{_num(s.get('seconds'), '.1f')} | {_cell(note)} |"
+            f"{_num(s.get('budget'), '.0f')} | {_num(s.get('seconds'), '.1f')} | {_cell(note)} |"
         )
     lines += ["", "Commands:", ""]
     lines += [f"- {s['name']}: `{s['command']}`" for s in steps]
@@ -119,25 +125,30 @@ def render_summary(meta: dict[str, Any], steps: list[dict[str, Any]], seeds: lis
             "",
             "## MNIST, PyTorch on the GPU (bench/mnist.py --full, one row per seed)",
             "",
-            "| seed | test accuracy | training s | time to 99% s | images/s | first step s | "
-            "cold training wall s | cold verify wall s |",
+            "| seed | test accuracy | training s | to 99% s | to 99% s without first step | "
+            "images/s | first step s | cold training wall s |",
             "|---|---|---|---|---|---|---|---|",
         ]
         rows = [
             ("test_accuracy", ".2%"),
             ("train_seconds", ".2f"),
             ("time_to_99_seconds", ".2f"),
+            ("time_to_99_after_first_step_seconds", ".2f"),
             ("images_per_second", ",.0f"),
             ("first_step_seconds", ".2f"),
             ("train_wall_seconds", ".1f"),
-            ("verify_wall_seconds", ".1f"),
         ]
         for seed in seeds:
             cells = " | ".join(_num(seed.get(k), f) for k, f in rows)
             lines.append(f"| {seed.get('seed')} | {cells} |")
         spans = " | ".join(_span([s.get(k) for s in seeds], f) for k, f in rows)
         lines.append(f"| min-max | {spans} |")
-        lines += ["", *targets(seeds)]
+        lines += [
+            "",
+            "to 99% s counts the first step (cuDNN autotuning, cuBLAS handle creation), as the "
+            "README's benchmark table does; the column after it leaves the first step out.",
+        ]
+    lines += ["", *targets(seeds, meta.get("cold_verify_seconds"))]
     faults = [s for s in steps if s["expect"] == "fail" and s.get("failed_checks")]
     if faults:
         lines += ["", "## Faults: what verify said", ""]
@@ -151,27 +162,36 @@ def render_summary(meta: dict[str, Any], steps: list[dict[str, Any]], seeds: lis
     return "\n".join(lines) + "\n"
 
 
-def targets(seeds: list[dict]) -> list[str]:
-    """The issue's targets, measured (met or missed), never asserted."""
+def _on_off(value: Any) -> str:
+    return "unknown" if value is None else ("on" if value else "off")
+
+
+def targets(seeds: list[dict], cold_verify_seconds: float | None = None) -> list[str]:
+    """The issue's targets, measured (met or missed), never asserted. The cold verify is the
+    run's one whole cold `envcheck verify` (its pass step)."""
     to99 = [s.get("time_to_99_seconds") for s in seeds]
+    to99_rest = [s.get("time_to_99_after_first_step_seconds") for s in seeds]
     accs = [s.get("test_accuracy") for s in seeds]
-    verify = [s.get("verify_wall_seconds") for s in seeds]
 
     def verdict(values: list, bar: float, better: str) -> str:
         got = [v for v in values if v is not None]
         if len(got) < len(values) or not got:
-            return "missed (not reached in every seed)"
+            return "missed (not reached in every seed)" if values else "not measured"
         worst = max(got) if better == "low" else min(got)
         met = worst <= bar if better == "low" else worst >= bar
         return "met" if met else "missed"
 
+    verify = [] if cold_verify_seconds is None else [cold_verify_seconds]
     return [
         "Targets (worst seed):",
         "",
         f"- test accuracy >= 99.0%: {verdict(accs, 0.99, 'high')}",
-        f"- 99% within 0.5 s of training: {verdict(to99, 0.5, 'low')} "
+        f"- 99% within 0.5 s of training, first step included: {verdict(to99, 0.5, 'low')} "
         f"(moonshot 0.25 s: {verdict(to99, 0.25, 'low')})",
-        f"- cold `envcheck verify --framework torch` <= 10 s: {verdict(verify, 10.0, 'low')}",
+        f"- 99% within 0.5 s of training, first step left out: {verdict(to99_rest, 0.5, 'low')} "
+        f"(moonshot 0.25 s: {verdict(to99_rest, 0.25, 'low')})",
+        f"- cold `envcheck verify --framework torch` <= 10 s: {verdict(verify, 10.0, 'low')}"
+        + ("" if cold_verify_seconds is None else f" ({cold_verify_seconds:.1f} s)"),
     ]
 
 

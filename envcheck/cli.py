@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, interrupts
+from . import __version__, container, interrupts
 from .errors import EnvcheckError
 
 # Subcommands owned by other modules: each has add_arguments(parser) and run(args) -> int.
@@ -273,6 +273,7 @@ def _run(argv: list[str] | None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    container.require_temp_dir()
     if args.command == "verify":
         return cmd_verify(args)
     if args.command == "info":
@@ -303,6 +304,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("envcheck: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:  # envcheck's own dependency (numpy reads MNIST)
+        print(f"envcheck: error: {missing_module(exc)}", file=sys.stderr)
+        return 1
+
+
+def missing_module(exc: ModuleNotFoundError) -> str:
+    """One line naming the module this Python lacks and how to get it."""
+    name = (exc.name or str(exc)).split(".")[0]
+    return (
+        f"{name} is not installed in this Python ({sys.executable}), and envcheck needs it "
+        f"here; install it (`{sys.executable} -m pip install {name}`) or run envcheck from the "
+        "pixi environment (pixi run verify)"
+    )
 
 
 if __name__ == "__main__":

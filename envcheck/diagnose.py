@@ -77,7 +77,7 @@ def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
         return Diagnosis(
             f"no NVIDIA driver answers on this machine (NVML: {nvml.get('error')})",
             "run on a machine with an NVIDIA GPU and driver (check `nvidia-smi`), or use the cpu "
-            f"environment: pixi run -e cpu verify; {DOCTOR_HINT}",
+            f"environment: pixi run --locked -e cpu verify; {DOCTOR_HINT}",
         )
     if nvml.get("available") and not nvml.get("gpus"):
         return Diagnosis(
@@ -85,6 +85,22 @@ def no_driver(nvml: dict[str, Any]) -> Diagnosis | None:
             "check the GPU is attached to this machine/container (`nvidia-smi -L`)",
         )
     return None
+
+
+def container_without_gpu(env: dict[str, Any], nvml: dict[str, Any]) -> Diagnosis | None:
+    """A container started without GPU access: NVML finds no driver library, and the container
+    has no /dev/nvidia* devices either (what --gpus all / --nv would have given it)."""
+    box = env.get("container") or {}
+    if not box.get("runtime") or nvml.get("available") is not False:
+        return None
+    if nvml.get("reason") != "no_driver" or box.get("nvidia_devices"):
+        return None
+    return Diagnosis(
+        f"this {box['runtime']} container was started without GPU access: it has no "
+        f"/dev/nvidia* devices and no NVIDIA driver library (NVML: {nvml.get('error')})",
+        f"start it again with GPU access: {box.get('gpu_flag') or 'the runtime GPU flag'}; "
+        "the host needs the NVIDIA driver (check `nvidia-smi` there)",
+    )
 
 
 # PyTorch (torch/csrc/cuda, since 1.x): "The NVIDIA driver on your system is too old (found
@@ -124,7 +140,7 @@ def driver_too_old(
 def _env_for(cuda_version: str | None) -> str:
     major = _major(cuda_version)
     ok = [env for m, env in PIXI_ENV_FOR_MAJOR.items() if major is not None and m <= major]
-    return f"pixi run -e {ok[-1]} verify" if ok else "the cpu environment"
+    return f"pixi run --locked -e {ok[-1]} verify" if ok else "the cpu environment"
 
 
 def gpu_busy(nvml: dict[str, Any], init_error: str | None) -> Diagnosis | None:
@@ -154,7 +170,7 @@ def cpu_build(
     return Diagnosis(
         f"{label} {version} is a CPU-only build{installed}; the {profile} profile needs a CUDA "
         "build, so it would silently run on the CPU",
-        f"install a CUDA build: `pixi install -e {profile}` (conda-forge {pkg} build "
+        f"install a CUDA build: `pixi install --locked -e {profile}` (conda-forge {pkg} build "
         f"{profile_hint}, or the {pkg}-gpu metapackage) instead of {pkg}-cpu",
     )
 
@@ -168,8 +184,9 @@ def wrong_cuda_major(
     return Diagnosis(
         f"{label} was built with CUDA {build_cuda} but the {profile} profile expects CUDA "
         f"{profile_major}",
-        f"reinstall the {profile} environment from the lock (`pixi install -e {profile}`; builds "
-        f"{hint}) or verify with the matching profile (--expect)",
+        f"reinstall the {profile} environment from the lock "
+        f"(`pixi install --locked -e {profile}`; builds {hint}) or verify with the matching "
+        "profile (--expect)",
     )
 
 
@@ -269,7 +286,7 @@ def tf_gpu_libs_missing(stderr: str) -> Diagnosis | None:
         )
     else:
         fix = (
-            "reinstall the env from the lock (`pixi install -e cuda12`) and unset "
+            "reinstall the env from the lock (`pixi install --locked -e cuda12`) and unset "
             "LD_LIBRARY_PATH; TensorFlow then falls back to the CPU without an error"
         )
     return Diagnosis(f"TensorFlow could not load its GPU libraries: {detail}", fix)
@@ -287,6 +304,12 @@ def shadowing(env: dict[str, Any]) -> Diagnosis | None:
     )
 
 
+OOM_FIX = (
+    "free the GPU (other processes), use a smaller batch, gradient accumulation, or mixed "
+    "precision; for TF set TF_FORCE_GPU_ALLOW_GROWTH=true"
+)
+
+
 def out_of_memory(error: str | None) -> Diagnosis | None:
     # cuBLAS/cuDNN report a failed allocation at handle creation as *_STATUS_ALLOC_FAILED
     if error and (
@@ -295,12 +318,61 @@ def out_of_memory(error: str | None) -> Diagnosis | None:
         or "RESOURCE_EXHAUSTED" in error
         or "_STATUS_ALLOC_FAILED" in error
     ):
-        return Diagnosis(
-            f"the GPU ran out of memory: {error.splitlines()[0][:160]}",
-            "free the GPU (other processes), use a smaller batch, gradient "
-            "accumulation, or mixed precision; for TF set TF_FORCE_GPU_ALLOW_GROWTH=true",
-        )
+        return Diagnosis(f"the GPU ran out of memory: {error.splitlines()[0][:160]}", OOM_FIX)
     return None
+
+
+# CUDA's runtime error cudaErrorAssert; torch >= 2.8 raises torch.AcceleratorError carrying it
+# as .error_code (older torch: a plain RuntimeError with the same text).
+CUDA_ERROR_ASSERT = 710
+# cudaGetErrorString(cudaErrorAssert) as torch words it: "CUDA error: device-side assert
+# triggered". Every CUDA error torch raises ends with "Compile with `TORCH_USE_CUDA_DSA` to enable
+# device-side assertions.", so matching "device-side assert" alone would count any CUDA error.
+_DEVICE_ASSERT = re.compile(r"device-side assert triggered", re.IGNORECASE)
+# torch.AcceleratorError for cudaErrorNoKernelImageForDevice (209)
+_NO_KERNEL_IMAGE = "no kernel image is available"
+
+
+def device_assert_fired(error_type: Any, error: Any, error_code: Any = None) -> bool:
+    """Whether what the device-assert probe caught is the device-side assert itself.
+
+    torch.OutOfMemoryError and torch.AcceleratorError are RuntimeErrors too (torch >= 2.8): an
+    error before the assert ran (out of memory, no kernel image, a broken context) is not it.
+    """
+    if error_type == "OutOfMemoryError" or not isinstance(error, str):
+        return False
+    if isinstance(error_code, int) and not isinstance(error_code, bool):
+        return error_code == CUDA_ERROR_ASSERT
+    return bool(_DEVICE_ASSERT.search(error))
+
+
+def device_assert_blocked(
+    error_type: str | None, error: str, devices: list[dict[str, Any]], arch_list: list[str]
+) -> Diagnosis:
+    """Why the device-assert probe failed before its assert could fire."""
+    oom = out_of_memory(error)
+    if oom or error_type == "OutOfMemoryError":
+        return oom or Diagnosis(f"the GPU ran out of memory: {error[:160]}", OOM_FIX)
+    if _NO_KERNEL_IMAGE in error:
+        arch = arch_missing(devices, arch_list)
+        if arch:
+            return arch
+        return Diagnosis(
+            f"the build has no kernel for this GPU ({error[:160]})",
+            "use a build whose architecture list covers the GPU; " + DOCTOR_HINT,
+        )
+    if "busy or unavailable" in error:
+        return Diagnosis(
+            f"the GPU is busy or unavailable ({error[:160]}): another process holds it in "
+            "exclusive-process mode, or it is prohibited",
+            "wait for the other process to finish, pick a free GPU with CUDA_VISIBLE_DEVICES, "
+            "or ask an admin to run `nvidia-smi -c DEFAULT`",
+        )
+    return Diagnosis(
+        f"the GPU failed before the assert ran ({error_type or 'error'}: {error[:160]})",
+        "check `nvidia-smi` and the kernel log (`dmesg | grep -i xid`) for GPU faults; reset "
+        "the GPU or reboot, then rerun",
+    )
 
 
 def gpu_unusable(
@@ -310,6 +382,7 @@ def gpu_unusable(
     for found in (
         visible_devices_hidden(ctx_env),
         visible_devices_unmatched(ctx_env, nvml),
+        container_without_gpu(ctx_env, nvml),
         no_driver(nvml),
         driver_too_old(nvml, build_cuda, init_error),
         gpu_busy(nvml, init_error),

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from . import diagnose
 from .checks import Context
 
 
@@ -53,6 +54,13 @@ def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
             )
     else:
         rows.append(("NVIDIA driver", nvml.get("error") or "not found"))
+    box = env.get("container") or {}
+    if box.get("runtime"):
+        if diagnose.container_without_gpu(env, nvml):
+            access = f"no GPU access (for GPUs start it with {box.get('gpu_flag')})"
+        else:
+            access = "GPU devices: " + (", ".join(box.get("nvidia_devices") or []) or "none")
+        rows.append(("Container", f"{box['runtime']}, {access}"))
     t = info.get("torch.facts")
     if t is not None:
         rows.append(

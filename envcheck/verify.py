@@ -120,7 +120,7 @@ def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
             check.name,
             f"{module} is not installed",
             f"{error} (probe {exc.name})",
-            "install the environment from the lock (pixi install -e <env>), or leave "
+            "install the environment from the lock (pixi install --locked -e <env>), or leave "
             "the framework out with --framework",
         )
     detail = f"; stderr: {o.stderr_tail.splitlines()[-1][:200]}" if o.stderr_tail else ""
@@ -130,7 +130,7 @@ def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
         "LD_LIBRARY_PATH; rerun with --json to report it",
     }.get(
         o.failure or "",
-        "reinstall the env from the lock (pixi install); rerun with --json to report it",
+        "reinstall the env from the lock (pixi install --locked); rerun with --json to report it",
     )
     return failed(
         check.category,

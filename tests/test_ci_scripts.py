@@ -98,3 +98,32 @@ def test_the_preflight_fails_in_one_line_without_a_usable_driver():
         assert proc.returncode == 1 and len(errors) == 1, proc.stdout + proc.stderr
         assert MIN_DRIVER[13] in errors[0]
         assert "Traceback" not in proc.stderr
+
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+PIXI_CMD = re.compile(r"\bpixi\s+(run|install|shell|shell-hook)\b[^\n]*")
+
+
+def test_every_pixi_install_or_run_in_ci_is_locked():
+    # A plain `pixi run`/`pixi install` re-solves and rewrites pixi.lock when pixi thinks it
+    # out of date: CI must test the committed lock or fail, never a fresh solve.
+    seen = 0
+    for wf in WORKFLOWS:
+        for line in wf.read_text(encoding="utf-8").splitlines():
+            if line.lstrip().startswith("#") or "- name:" in line:
+                continue
+            for match in PIXI_CMD.finditer(line):
+                seen += 1
+                assert "--locked" in match.group(0), f"{wf.name}: {line.strip()}"
+    assert seen >= 5
+
+
+def test_ci_asks_real_pixi_whether_the_lock_satisfies_the_manifest():
+    ci = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    job = ci["jobs"]["pixi-lock"]
+    steps = " ".join(str(step.get("run", "")) for step in job["steps"])
+    assert "pixi lock --check" in steps
+    setup = [s for s in job["steps"] if str(s.get("uses", "")).startswith("prefix-dev/setup-pixi@")]
+    assert setup and re.fullmatch(r"prefix-dev/setup-pixi@[0-9a-f]{40}", setup[0]["uses"])
+    assert setup[0]["with"]["pixi-version"] == "${{ env.PIXI_VERSION }}"
+    assert "pixi-lock" in ci["jobs"]["ci-ok"]["needs"]

@@ -49,7 +49,7 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     assert report["profile"] == "cuda12" and report["status"] == "fail"
     assert checks["build.torch"]["status"] == "fail"
     assert "CPU-only build" in checks["build.torch"]["cause"]
-    assert "pixi install -e cuda12" in checks["build.torch"]["fix"]
+    assert "pixi install --locked -e cuda12" in checks["build.torch"]["fix"]
     assert checks["devices.gpus"]["status"] == "fail"
     assert "no NVIDIA driver" in checks["devices.gpus"]["cause"]
     # nothing falls back to the CPU: kernels and training are failed, not run on the CPU
@@ -205,7 +205,7 @@ def test_offline_verify_without_mnist_fails_training_with_the_way_out(tmp_path):
     train = _checks(json.loads((tmp_path / "r.json").read_text()))["training.torch"]
     assert train["status"] == "fail"
     assert train["message"].startswith("cannot download MNIST (")
-    assert "--data-dir" in train["fix"] and "pixi run fetch-mnist" in train["fix"]
+    assert "--data-dir" in train["fix"] and "pixi run --locked fetch-mnist" in train["fix"]
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not any((tmp_path / "cache").rglob("*.gz"))
 

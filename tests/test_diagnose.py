@@ -78,7 +78,7 @@ def test_cpu_build_in_cuda_profile_names_the_build_to_install():
     c = checks["build.torch"]
     assert c.status is Status.FAIL
     assert "CPU-only build (conda build cpu_mkl_py312_h0)" in c.cause
-    assert "cuda12*" in c.fix and "pixi install -e cuda12" in c.fix
+    assert "cuda12*" in c.fix and "pixi install --locked -e cuda12" in c.fix
     assert checks["devices.torch"].status is Status.FAIL
     assert report.exit_code == 1
 
@@ -97,7 +97,7 @@ def test_driver_too_old_for_the_build():
     assert ">= 525.60.13" in checks["devices.gpus"].fix
     dev = checks["devices.torch"]
     assert dev.status is Status.FAIL and "built with CUDA 12.9" in dev.cause
-    assert "pixi run -e cuda11 verify" in dev.fix
+    assert "pixi run --locked -e cuda11 verify" in dev.fix
 
 
 def test_no_driver_at_all():
@@ -116,7 +116,7 @@ def test_no_driver_at_all():
     checks, _ = replay(facts, frameworks=("torch",))
     assert checks["devices.gpus"].status is Status.FAIL
     assert "no NVIDIA driver" in checks["devices.torch"].cause
-    assert "pixi run -e cpu verify" in checks["devices.torch"].fix
+    assert "pixi run --locked -e cpu verify" in checks["devices.torch"].fix
 
 
 def test_gpu_arch_missing_from_build():
@@ -344,7 +344,7 @@ def test_driver_too_old_read_from_pytorch_error_without_nvml():
     assert c.cause == (
         "the NVIDIA driver supports CUDA 12.8, but the framework was built with CUDA 13.0"
     )
-    assert ">= 580.65.06 (CUDA 13)" in c.fix and "pixi run -e cuda12 verify" in c.fix
+    assert ">= 580.65.06 (CUDA 13)" in c.fix and "pixi run --locked -e cuda12 verify" in c.fix
     assert "envcheck doctor" in c.fix
 
 
@@ -514,7 +514,7 @@ def test_tensorflow_names_the_library_it_could_not_load():
         "TensorFlow could not load its GPU libraries: libcudnn.so.9 (libcudnn.so.9: cannot "
         "open shared object file: No such file or directory)"
     )
-    assert "pixi install -e cuda12" in c.fix
+    assert "pixi install --locked -e cuda12" in c.fix
 
 
 def test_tensorflow_without_the_driver_library_points_at_the_driver():

@@ -104,8 +104,8 @@ def test_no_gpu_recommends_the_cpu_builds_of_this_platform(subdir):
     assert answer["exit_code"] == 0
     assert best["subdir"] == subdir and best["cuda"] is None and "torch" in best["frameworks"]
     assert answer["commands"] == [
-        f"pixi install -e {best['env']}",
-        f"pixi run -e {best['env']} verify",
+        f"pixi install --locked -e {best['env']}",
+        f"pixi run --locked -e {best['env']} verify",
     ]
     for v in rows(answer, subdir):
         if v["cuda"]:

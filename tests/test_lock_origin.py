@@ -136,13 +136,19 @@ def test_an_alias_that_matches_no_manifest_platform_is_still_reported(tmp_path):
 
 
 def test_a_manifest_in_pixi_085_syntax_audits_the_same(tmp_path):
-    # pixi 0.85 names a platform's conda subdir `subdir` (the old `platform` key warns).
+    # pixi 0.85 names a platform's conda subdir `subdir` (the old `platform` key warns); pixi
+    # 0.78-0.84 reject that key, so it counts only where requires-pixi excludes them.
     text = MANIFEST.read_text(encoding="utf-8")
     new = re.sub(r'(\{ name = "[^"]+", )platform = ', r"\1subdir = ", text)
     assert new != text
-    (tmp_path / "pixi.toml").write_text(new, encoding="utf-8")
+    from envcheck.errors import EnvcheckError
     from envcheck.lockaudit import audit
 
+    (tmp_path / "pixi.toml").write_text(new, encoding="utf-8")
+    with pytest.raises(EnvcheckError, match="unknown key 'subdir'"):
+        audit(tmp_path / "pixi.toml", LOCK)
+    new = re.sub(r'requires-pixi = "[^"]*"', 'requires-pixi = ">=0.85"', new)
+    (tmp_path / "pixi.toml").write_text(new, encoding="utf-8")
     assert audit(tmp_path / "pixi.toml", LOCK).findings == []
 
 

@@ -54,12 +54,12 @@ def copy_workspace(tmp_path: Path, lock_text: str | None = None) -> Path:
     return tmp_path / "pixi.toml"
 
 
-def rebuild(tmp_path: Path, mutate: Mutation) -> Path:
-    """The real lock re-written through py-rattler, with mutate(env, platform, records) applied
-    to each environment x platform; returns the manifest path beside it."""
+def rebuild(tmp_path: Path, mutate: Mutation, source: Path = LOCK) -> Path:
+    """The real lock (or `source`) re-written through py-rattler, with mutate(env, platform,
+    records) applied to each environment x platform; returns the manifest path beside it."""
     from rattler import LockFile
 
-    src = LockFile.from_path(LOCK)
+    src = LockFile.from_path(source)
     out = LockFile(src.platforms())
     for name, env in src.environments():
         out.set_channels(name, env.channels())
@@ -320,8 +320,85 @@ def test_platform_virtual_packages_must_match_manifest(rattler: Any, tmp_path: P
     manifest = copy_workspace(tmp_path, LOCK.read_text().replace("__cuda=12.0", "__cuda=12.8"))
     findings = audit(manifest, ["cuda12"])
     assert any(
-        "manifest declares __cuda=12.0 on linux-64-cuda12 but the lock records __cuda=12.8"
+        f.platform == "linux-64-cuda12"
+        and "declares __cuda=12.0, but the lock lacks __cuda=12.0 and the lock adds __cuda=12.8"
         in f.message
+        for f in findings
+    ), messages(findings)
+
+
+def platform_entry_edit(text: str, name: str, old: str, new: str) -> str:
+    """`text` with one line of lock platform `name`'s entry replaced (only that entry)."""
+    head, sep, rest = text.partition("\nenvironments:\n")
+    start = head.index(f"- name: {name}\n")
+    end = head.find("\n- name: ", start + 1)
+    end = len(head) if end < 0 else end
+    entry = head[start:end]
+    assert f"  - {old}\n" in entry + "\n", (name, old)
+    return (
+        head[:start]
+        + (entry + "\n").replace(f"  - {old}\n", f"  - {new}\n")[:-1]
+        + head[end:]
+        + sep
+        + rest
+    )
+
+
+# pixi's PlatformDefinitionChanged compares the EXACT set of non-default virtual packages of
+# every lock platform, plain ones included; the audit used to skip plain platforms and, on
+# named ones, only looked for the declared packages (and a stray __cuda).
+@needs_lock
+@pytest.mark.parametrize(
+    ("env", "platform", "old", "new", "stray"),
+    [
+        ("cpu", "linux-64", "__glibc=2.28", "__glibc=2.34", "__glibc=2.34"),
+        ("cpu", "linux-64", "__linux=4.18", "__linux=4.18\n  - __cuda=12.0", "__cuda=12.0"),
+        ("cpu", "osx-arm64", "__osx=13.0", "__osx=14.0", "__osx=14.0"),
+        ("cuda12", "linux-64-cuda12", "__glibc=2.28", "__glibc=2.34", "__glibc=2.34"),
+        (
+            "cuda13",
+            "linux-64-cuda13",
+            "__archspec=0=x86_64",
+            "__archspec=0=x86_64_v3",
+            "__archspec=0=x86_64_v3",
+        ),
+    ],
+)
+def test_every_platform_entry_must_equal_the_manifest_definition(
+    rattler: Any, tmp_path: Path, env: str, platform: str, old: str, new: str, stray: str
+) -> None:
+    text = platform_entry_edit(LOCK.read_text(), platform, old, new)
+    findings = audit(copy_workspace(tmp_path, text), [env])
+    assert any(
+        f.platform == platform
+        and f"the lock adds {stray}" in f.message
+        and "PlatformDefinitionChanged" in f.message
+        for f in findings
+    ), messages(findings)
+
+
+@needs_lock
+def test_dependencies_see_only_the_manifest_platform_s_virtual_packages(
+    rattler: Any, tmp_path: Path
+) -> None:
+    # A CUDA PyTorch in the cpu env, and the lock's plain linux-64 entry claiming __cuda: pixi
+    # checks `depends: __cuda` against the manifest's linux-64 (no CUDA), not the lock entry.
+    source = tmp_path / "edited.lock"
+    source.write_text(
+        platform_entry_edit(
+            LOCK.read_text(), "linux-64", "__linux=4.18", "__linux=4.18\n  - __cuda=12.0"
+        )
+    )
+    gpu_torch = records_of(*CUDA12)["pytorch"]
+    assert any(d.split()[0] == "__cuda" for d in gpu_torch.depends)
+
+    def swap(recs: list) -> list:
+        return [gpu_torch if r.name.normalized == "pytorch" else r for r in recs]
+
+    (tmp_path / "ws").mkdir()
+    findings = audit(rebuild(tmp_path / "ws", only("cpu", "linux-64", swap), source), ["cpu"])
+    assert any(
+        f.platform == "linux-64" and f.package == "pytorch" and "provides no __cuda" in f.message
         for f in findings
     ), messages(findings)
 
@@ -471,6 +548,101 @@ new = { features = ["new"], no-default-feature = true }
     assert m.envs["new"].channels == ["https://conda.anaconda.org/conda-forge/"]
     new = m.envs["new"].platforms["lx-cu13"]
     assert new.specs == {} and new.cuda == "13.0" and new.platform.subdir == "linux-64"
+
+
+# pixi 0.77 rejects any key of a named-platform table it does not know
+# (pixi_manifest/src/toml/platform.rs: TableHelper::finalize); so must the audit.
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (
+            '{ name = "linux-64-cuda12", platform = "linux-64"',
+            '{ name = "linux-64-cuda12", subdir = "linux-64"',
+            "unknown key 'subdir'; `subdir` is pixi 0.85's name for `platform`",
+        ),
+        (
+            'platform = "linux-64", cuda = "12.0" }',
+            'platform = "linux-64", cuda = "12.0", libc = "2.28" }',
+            "unknown key 'libc'; write `glibc",
+        ),
+        (
+            'platform = "win-64", cuda = "12.0" }',
+            'platform = "win-64", cuda = "12.0", win = "10.0" }',
+            "unknown key 'win'; write `windows",
+        ),
+        ('cuda = "13.0" }', 'cuda = { version = "13.0" } }', "takes `driver` \\(required\\)"),
+        ('cuda = "13.0" }', "cuda = 13 }", "neither a version string nor a table"),
+    ],
+)
+def test_manifest_rejects_platform_keys_pixi_rejects(
+    tmp_path: Path, old: str, new: str, match: str
+) -> None:
+    text = MANIFEST.read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / "pixi.toml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(EnvcheckError, match=match):
+        load_manifest(tmp_path / "pixi.toml")
+
+
+@needs_lock
+def test_subdir_key_is_accepted_once_requires_pixi_admits_only_0_85(
+    rattler: Any, tmp_path: Path
+) -> None:
+    # pixi 0.85 renamed `platform` to `subdir` (release notes); a workspace that requires it
+    # may use the new key, and means the same platforms.
+    text = MANIFEST.read_text(encoding="utf-8")
+    assert 'requires-pixi = ">=0.78"' in text
+    text = text.replace('requires-pixi = ">=0.78"', 'requires-pixi = ">=0.85"')
+    text = text.replace('", platform = "', '", subdir = "')
+    manifest = copy_workspace(tmp_path)
+    manifest.write_text(text, encoding="utf-8")
+    assert load_manifest(manifest).platforms == load_manifest(MANIFEST).platforms
+    findings = audit(manifest, ["cuda12"])
+    assert findings == [], messages(findings)
+
+
+def test_system_requirements_reject_keys_pixi_rejects(tmp_path: Path) -> None:
+    # [system-requirements] takes cuda, libc, linux, macos and archspec (pixi 0.77).
+    base = '[workspace]\nchannels = ["conda-forge"]\nplatforms = ["linux-64"]\n'
+    (tmp_path / "pixi.toml").write_text(base + '[system-requirements]\nglibc = "2.28"\n')
+    with pytest.raises(EnvcheckError, match="unknown key 'glibc'"):
+        load_manifest(tmp_path / "pixi.toml")
+    (tmp_path / "pixi.toml").write_text(
+        base + '[system-requirements]\nlibc = { family = "glibc", version = "2.34" }\n'
+    )
+    linux = load_manifest(tmp_path / "pixi.toml").envs["default"].platforms["linux-64"]
+    assert str(linux.declared["__glibc"]) == "__glibc=2.34"
+
+
+def test_target_macos_is_the_osx_family(tmp_path: Path) -> None:
+    # pixi 0.77 reads `target.macos` as `target.osx` (family_name_to_selector in target.rs).
+    (tmp_path / "pixi.toml").write_text(
+        '[workspace]\nchannels = ["conda-forge"]\nplatforms = ["osx-arm64", "linux-64"]\n'
+        '[target.macos.dependencies]\nllvm-openmp = "*"\n'
+    )
+    env = load_manifest(tmp_path / "pixi.toml").envs["default"]
+    assert env.platforms["osx-arm64"].specs == {"llvm-openmp": ["llvm-openmp"]}
+    assert env.platforms["linux-64"].specs == {}
+
+
+def test_unnamed_platform_entries_get_pixi_s_derived_names(tmp_path: Path) -> None:
+    # The names pixi 0.77's own tests expect (toml/platform.rs).
+    (tmp_path / "pixi.toml").write_text(
+        '[workspace]\nchannels = ["conda-forge"]\nplatforms = ["linux-64", '
+        '{ platform = "linux-64", cuda = { driver = "12.0", arch = "8.6" } }, '
+        '{ platform = "linux-64", cuda = "12.0", glibc = "2.28" }]\n'
+    )
+    platforms = load_manifest(tmp_path / "pixi.toml").platforms
+    assert list(platforms) == ["linux-64", "linux-64-cuda-12-0-cuda-arch-8-6", "linux-64-cuda-12-0"]
+    arch = platforms["linux-64-cuda-12-0-cuda-arch-8-6"]
+    assert [str(v) for v in arch.declared] == ["__cuda=12.0", "__cuda_arch=8.6"]
+    # A subdir-named entry cannot carry virtual packages (pixi: IsSubdirPlatform).
+    (tmp_path / "pixi.toml").write_text(
+        '[workspace]\nchannels = ["conda-forge"]\n'
+        'platforms = [{ platform = "linux-64", glibc = "2.28" }]\n'
+    )
+    with pytest.raises(EnvcheckError, match="named after its subdir"):
+        load_manifest(tmp_path / "pixi.toml")
 
 
 # -- drift ------------------------------------------------------------------------------------

@@ -181,11 +181,13 @@ def test_offline_without_data_names_both_ways_out(isolated: Path, monkeypatch):
         "cannot download MNIST",
         "--data-dir",
         "ENVCHECK_DATA_DIR",
-        "pixi run fetch-mnist",
+        "pixi run --locked fetch-mnist",
     ):
         assert part in message
     assert leftovers(isolated) == []
-    with pytest.raises(EnvcheckError, match=r"downloads are off.*--data-dir.*pixi run fetch-mnist"):
+    with pytest.raises(
+        EnvcheckError, match=r"downloads are off.*--data-dir.*pixi run --locked fetch-mnist"
+    ):
         load_mnist(download=False)
 
 

@@ -77,7 +77,7 @@ def torch_build(ctx: Context) -> CheckResult:
             "torch",
             msg,
             "a CUDA build in the cpu profile",
-            "use the cpu environment's lock (pixi install -e cpu)",
+            "use the cpu environment's lock (pixi install --locked -e cpu)",
             figures=figures,
         )
     return passed(CAT, "torch", msg, figures=figures)

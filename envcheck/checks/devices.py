@@ -18,7 +18,7 @@ def gpus(ctx: Context) -> CheckResult:
             "gpus",
             f"no NVIDIA driver ({nvml.get('error')}); the {ctx.profile.name} profile needs none",
         )
-    dx = diagnose.no_driver(nvml)
+    dx = diagnose.container_without_gpu(ctx.data("environment"), nvml) or diagnose.no_driver(nvml)
     if dx:
         if ctx.gpu_expected:
             return failed(CAT, "gpus", "no usable NVIDIA GPU", dx.cause, dx.fix)

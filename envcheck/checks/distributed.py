@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import diagnose
 from ..distributed.bandwidth import human_size
 from ..model import CheckResult, DeviceResult, Status, failed, passed, warned
 from .kernels import gpu_ready, no_gpu_failure
@@ -72,7 +73,11 @@ def torch_allreduce(ctx: Context) -> CheckResult:
             "cause": "rank 0 reported fewer sizes than were asked for",
             "fix": "rerun `torchrun --standalone --nproc-per-node 2 -m envcheck.distributed`",
         }
-        return failed(CAT, "torch", f["message"], f["cause"], f["fix"], devices=devices,
+        fix = f["fix"]
+        oom = diagnose.out_of_memory(f["cause"])
+        if oom:  # the ranks' own advice was about the transport in older facts
+            fix = oom.fix
+        return failed(CAT, "torch", f["message"], f["cause"], fix, devices=devices,
                       figures=figures)  # fmt: skip
     big = d["sizes"][-1]
     nccl = f", NCCL {d['nccl_version']}" if d.get("nccl_version") else ""
@@ -90,7 +95,7 @@ def torch_allreduce(ctx: Context) -> CheckResult:
             msg,
             f"{mismatch}: another libnccl shadows the env's",
             "unset LD_LIBRARY_PATH (see environment.ld_library_path) and reinstall the env "
-            "from the lock (pixi install)",
+            "from the lock (pixi install --locked)",
             devices=devices,
             figures=figures,
         )

@@ -36,7 +36,7 @@ def python(ctx: Context) -> CheckResult:
             "python",
             msg,
             f"this Python is not the one in {env['conda_prefix']}",
-            "run through the env: pixi run verify (or activate the env first)",
+            "run through the env: pixi run --locked verify (or activate the env first)",
         )
     return passed(CAT, "python", msg)
 

@@ -70,7 +70,10 @@ def _science_check(module: str):
                     "(the envs ship it, envcheck does not need it)",
                 )
             if in_env:
-                fix = f"reinstall the env from the lock (pixi install); {module} is in every env"
+                fix = (
+                    f"reinstall the env from the lock (pixi install --locked); {module} is in "
+                    "every env"
+                )
             elif missing:
                 fix = f"pip install {module} (envcheck needs it to load MNIST)"
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import diagnose
 from ..model import CheckResult, DeviceResult, Status, failed, passed, skipped
 from .registry import Context, register
 
@@ -93,8 +94,19 @@ def torch_device_assert(ctx: Context) -> CheckResult:
         return skipped(CAT, "torch_device_assert", "no GPU: device-side asserts need CUDA")
     d = ctx.data("torch.assert")
     if d.get("raised"):
-        return passed(
-            CAT, "torch_device_assert", "a failing device-side assert raised RuntimeError"
+        kind, error = d.get("error_type") or "RuntimeError", str(d.get("error") or "")
+        if diagnose.device_assert_fired(d.get("error_type"), error, d.get("error_code")):
+            return passed(CAT, "torch_device_assert", f"a failing device-side assert raised {kind}")
+        facts = ctx.data("torch.facts")
+        dx = diagnose.device_assert_blocked(
+            d.get("error_type"), error, facts.get("devices") or [], facts.get("arch_list") or []
+        )
+        return failed(
+            CAT,
+            "torch_device_assert",
+            f"the device-side assert could not run: {kind} before it fired",
+            dx.cause,
+            dx.fix,
         )
     return failed(
         CAT,

@@ -52,6 +52,9 @@ def _train(ctx: Context, framework: str) -> CheckResult:
             "device_name",
         )
     }
+    to99 = d.get("time_to_99") or {}  # with and without the first step (autotuning, handles)
+    figures["time_to_99_seconds"] = to99.get("seconds")
+    figures["time_to_99_after_first_step_seconds"] = to99.get("seconds_after_first_step")
     figures["bar"] = bar
     mp = d.get("mixed_precision")
     if mp:

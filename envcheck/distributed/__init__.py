@@ -8,5 +8,6 @@ bandwidth.py holds the nccl-tests arithmetic. Importing this package imports no 
 """
 
 # Test hook: "die:RANK" makes that rank kill itself, "hang:RANK" makes it sleep forever,
-# right after the process group is up. Used by the tests to prove both become a FAIL.
+# "oom:RANK" makes it raise torch.OutOfMemoryError as a full GPU does, right after the process
+# group is up. Used by the tests to prove each becomes a FAIL with the right diagnosis.
 FAULT_ENV = "ENVCHECK_DIST_FAULT"

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import interrupts
+from .. import diagnose, interrupts
 from ..runner import PACKAGE_PARENT, TailReader
 from .bandwidth import DEFAULT_SIZES
 from .ranks import GLOO_FIX, NCCL_FIX
@@ -172,6 +172,32 @@ def interpret(
     backend: str,
 ) -> dict[str, Any]:
     """Rank 0's result, completed with what torchrun saw (who died, how)."""
+    found = _interpret(result, log, returncode, timed_out, timeout, nproc, backend)
+    failure = found.get("failure")
+    oom = out_of_memory_in_log(log)
+    if failure and oom and "out of memory" not in str(failure.get("cause")):
+        # a rank that ran out of GPU memory says so in the log; that comes before transports
+        failure.update(cause=f"{oom.cause} ({str(failure.get('cause'))[:300]})", fix=oom.fix)
+    return found
+
+
+def out_of_memory_in_log(log: str) -> diagnose.Diagnosis | None:
+    """The first rank's out-of-memory line in torchrun's log (its ranks' stderr), if any."""
+    for line in log.splitlines():
+        if "out of memory" in line.lower():
+            return diagnose.out_of_memory(line.strip()[-400:])
+    return None
+
+
+def _interpret(
+    result: dict[str, Any] | None,
+    log: str,
+    returncode: int,
+    timed_out: bool,
+    timeout: float,
+    nproc: int,
+    backend: str,
+) -> dict[str, Any]:
     cause = root_cause(log)
     fix = NCCL_FIX if backend == "nccl" else GLOO_FIX
     if result is not None:

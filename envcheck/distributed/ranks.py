@@ -24,6 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .. import diagnose
 from ..errors import EnvcheckError
 from ..guard import check_output, one_line, write_output
 from . import FAULT_ENV
@@ -38,6 +39,11 @@ NCCL_FIX = (
 GLOO_FIX = (
     "set GLOO_SOCKET_IFNAME=<the interface that routes between the nodes> and rerun with "
     "TORCH_DISTRIBUTED_DEBUG=DETAIL"
+)
+OOM_FAULT = (  # the fault hook's error: torch's own text for a full GPU
+    "CUDA out of memory. Tried to allocate 16.00 KiB. GPU 1 has a total capacity of 79.19 GiB "
+    "of which 1.06 MiB is free. Including non-PyTorch memory, this process has 79.18 GiB memory "
+    "in use."
 )
 LAGGARD_CAUSES = "a rank that stops early died (see the launcher's log for its exit code) or hung"
 
@@ -98,8 +104,10 @@ def parse_fault(value: str | None) -> tuple[str, int] | None:
     if not value:
         return None
     kind, _, rank = value.partition(":")
-    if kind not in ("die", "hang") or not rank.isdigit():
-        raise EnvcheckError(f"{FAULT_ENV}={value!r}: use die:RANK or hang:RANK", exit_code=2)
+    if kind not in ("die", "hang", "oom") or not rank.isdigit():
+        raise EnvcheckError(
+            f"{FAULT_ENV}={value!r}: use die:RANK, hang:RANK or oom:RANK", exit_code=2
+        )
     return kind, int(rank)
 
 
@@ -174,6 +182,17 @@ class Rank:
         return out
 
     def failure(self, error: str | None) -> dict[str, Any]:
+        """Rank 0's verdict; out of memory (its own or a rank's) before any transport advice."""
+        found = self._failure(error)
+        lag = self.laggards() if self.board is not None else []
+        for text in [error, *(x["message"] for x in lag)]:
+            oom = diagnose.out_of_memory(text)
+            if oom:  # the cause already quotes the rank's error
+                return {**found, "message": f"{found['message']}: out of GPU memory",
+                        "fix": oom.fix}  # fmt: skip
+        return found
+
+    def _failure(self, error: str | None) -> dict[str, Any]:
         fix = NCCL_FIX if self.meta["backend"] == "nccl" else GLOO_FIX
         if self.board is None:
             return {
@@ -407,6 +426,8 @@ def run(rank: Rank) -> int:
             if fault and fault[1] == env.rank and not results:
                 if fault[0] == "die":
                     os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+                if fault[0] == "oom":  # what the CUDA caching allocator raises on a full GPU
+                    raise torch.OutOfMemoryError(OOM_FAULT)
                 time.sleep(10**6)
             results.append(measure(torch, dist, rank, device, nbytes))
         rank.mark("collecting the results")
@@ -420,9 +441,22 @@ def run(rank: Rank) -> int:
             rank.finish({})
         dist.destroy_process_group()
     except Exception as exc:  # a collective or the store failed: name who is behind
-        rank.give_up(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        error = describe_error(exc)
+        # in torchrun's log too: where rank 0 is ended before it can read the store
+        print(f"envcheck.distributed: rank {env.rank} failed: {error}", file=sys.stderr)
+        rank.give_up(error)
         return 1
     return 0 if rank.ok else 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: the exception's class and first line, plus the line that says out of memory
+    where a later one does (NCCL puts "Cuda failure 2 'out of memory'" under "Last error:")."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [""]
+    oom = next((ln for ln in lines[1:] if "out of memory" in ln.lower()), None)
+    if oom:  # short enough that the store's 300 characters keep the out-of-memory line
+        return f"{type(exc).__name__}: {lines[0][:120]} ... {oom[:120]}"
+    return f"{type(exc).__name__}: {lines[0][:300]}"
 
 
 def _resolve(env: RankEnv) -> None:

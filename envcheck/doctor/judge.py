@@ -228,7 +228,9 @@ def diagnose_machine(
     verdicts = [judge_row(row, facts) for row in workspace["rows"]]
     best, why = recommend(verdicts, wanted)
     commands = (
-        [f"pixi install -e {best['env']}", f"pixi run -e {best['env']} verify"] if best else []
+        [f"pixi install --locked -e {best['env']}", f"pixi run --locked -e {best['env']} verify"]
+        if best
+        else []
     )
     return {
         "facts": facts,

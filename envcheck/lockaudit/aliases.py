@@ -17,16 +17,14 @@ from dataclasses import replace
 
 from .lockfile import Lock, LockedPlatform
 from .manifest import Manifest, PlatformDecl
-from .virtuals import Virtual, default_virtuals
+from .virtuals import Virtual, customised
 
 # (name, subdir, virtual-package strings as the lock writes them)
 LockedEntry = tuple[str, str, Iterable[str]]
 
 
 def _identity(subdir: str, virtuals: Iterable[Virtual]) -> tuple[str, tuple[str, ...]]:
-    defaults = {str(vp) for vp in default_virtuals(subdir)}
-    custom = sorted(str(vp) for vp in virtuals if str(vp) not in defaults)
-    return subdir, tuple(custom)
+    return subdir, tuple(customised(subdir, virtuals))
 
 
 def platform_renames(locked: Iterable[LockedEntry], declared: Iterable[PlatformDecl]) -> dict:

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         prefix = os.environ.get("CONDA_PREFIX")
         reason = drift_skip_reason(lock_path, prefix)
         if reason:
-            raise EnvcheckError(f"--drift: {reason}; run it inside `pixi run -e <env>`")
+            raise EnvcheckError(f"--drift: {reason}; run it inside `pixi run --locked -e <env>`")
         env_name = args.env[0] if args.env and len(args.env) == 1 else None
         if env_name is None:
             choice = choose_lock_env(lock_path, prefix)

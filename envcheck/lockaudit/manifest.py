@@ -21,7 +21,8 @@ from typing import Any
 from ..errors import EnvcheckError
 from ..fileio import decode_utf8, read_bounded
 from ..guard import parse_text
-from .virtuals import Virtual, default_virtuals
+from .platforms import PlatformDecl, parse_platform, subdir_keys, sysreq_virtual
+from .virtuals import Virtual
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,18 +34,6 @@ DEFAULT_FEATURE = "default"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 CONDA_FORGE_URL = "https://conda.anaconda.org/conda-forge/"
 
-# Friendly platform / [system-requirements] keys -> conda virtual package names.
-_VIRTUAL_KEYS = {
-    "cuda": "__cuda",
-    "glibc": "__glibc",
-    "libc": "__glibc",
-    "linux": "__linux",
-    "macos": "__osx",
-    "osx": "__osx",
-    "windows": "__win",
-    "win": "__win",
-    "archspec": "__archspec",
-}
 # Dependency tables merged into the solve: a workspace that builds no package solves host and
 # build dependencies together with run dependencies.
 _CONDA_TABLES = ("dependencies", "host-dependencies", "build-dependencies")
@@ -52,25 +41,10 @@ _SOURCE_KEYS = ("path", "git", "url")
 _FAMILIES = {
     "linux": lambda s: s.startswith("linux-"),
     "osx": lambda s: s.startswith("osx-"),
+    "macos": lambda s: s.startswith("osx-"),  # pixi 0.77: an alias of `osx` (target.rs)
     "win": lambda s: s.startswith("win-"),
     "unix": lambda s: not s.startswith("win-"),
 }
-
-
-@dataclass(frozen=True)
-class PlatformDecl:
-    """One `[workspace].platforms` entry; `rich` when it is a named table."""
-
-    name: str
-    subdir: str
-    declared: tuple[Virtual, ...] = ()
-    rich: bool = False
-
-    def virtuals(self) -> list[Virtual]:
-        """The lock entry's virtual packages: the declared ones, then the defaults they leave."""
-        names = {vp.name for vp in self.declared}
-        defaults = [vp for vp in default_virtuals(self.subdir) if vp.name not in names]
-        return list(self.declared) + defaults
 
 
 @dataclass
@@ -190,8 +164,9 @@ def _build(path: Path, data: dict[str, Any]) -> Manifest:
         raise EnvcheckError(f"malformed manifest {path}: no [workspace] table")
     where = str(path)
     platforms: dict[str, PlatformDecl] = {}
+    keys = subdir_keys(ws.get("requires-pixi"))
     for entry in _list(ws.get("platforms"), f"{where}: [workspace].platforms"):
-        decl = _platform(entry, where)
+        decl = parse_platform(entry, where, keys)
         if decl.name in platforms:
             raise EnvcheckError(f"{where}: platform {decl.name!r} is declared twice")
         platforms[decl.name] = decl
@@ -219,42 +194,6 @@ def _build(path: Path, data: dict[str, Any]) -> Manifest:
     for name, spec in env_tables.items():
         envs[name] = _environment(name, spec, features, platforms, where)
     return Manifest(path, [channel_url(c) for c, _ in channels], platforms, envs, features)
-
-
-def _platform(entry: Any, where: str) -> PlatformDecl:
-    if isinstance(entry, str):
-        return PlatformDecl(entry, entry)
-    entry = _dict(entry, f"{where}: platform entry {entry!r}")
-    subdir = entry.get("platform") or entry.get("subdir") or entry.get("name")
-    if not isinstance(subdir, str):
-        raise EnvcheckError(f"{where}: platform entry {entry!r} names no platform")
-    declared = []
-    for key, value in entry.items():
-        if key in ("name", "platform", "subdir"):
-            continue
-        vp = _virtual(key, value, where)
-        if vp is not None:
-            declared.append(vp)
-    name = entry.get("name") or subdir
-    return PlatformDecl(str(name), subdir, tuple(declared), rich=True)
-
-
-def _virtual(key: str, value: Any, where: str) -> Virtual | None:
-    name = _VIRTUAL_KEYS.get(key, key if key.startswith("__") else None)
-    if name is None:
-        return None
-    if key == "cuda" and isinstance(value, dict):  # cuda = { driver = "12.0", arch = "8.6" }
-        value = value.get("driver", value.get("version", ""))
-    if key == "libc" and isinstance(value, dict):  # libc = { family = "glibc", version = "2.28" }
-        value = value.get("version", "")
-    if not isinstance(value, (str, int, float)):
-        raise EnvcheckError(f"{where}: {key} = {value!r} is not a version")
-    text = str(value)
-    if name == "__archspec":
-        return Virtual(name, "0", text)  # pixi writes the microarchitecture as the build
-    if key.startswith("__"):
-        return Virtual.parse(f"{name}={text}")
-    return Virtual(name, text)
 
 
 def _feature(
@@ -350,8 +289,8 @@ def _env_platform(decl: PlatformDecl, feats: list[Feature], where: str) -> EnvPl
         ep.pypi += [p for p in tables["pypi"] if p not in ep.pypi]
         # [system-requirements]: the deprecated way to declare virtual packages.
         for key, value in tables["system"].items():
-            vp = _virtual(key, value, where)
-            if vp is None or not _applies(vp.name, decl.subdir) or vp.name in ep.declared:
+            vp = sysreq_virtual(key, value, f"{where}: [feature.{feat.name}]")
+            if not _applies(vp.name, decl.subdir) or vp.name in ep.declared:
                 continue
             ep.declared[vp.name] = vp
     return ep

@@ -15,7 +15,7 @@ from typing import Any
 from .findings import Finding, Scope
 from .lockfile import EXPECTED_VERSION, Lock, LockedEnv, LockedPlatform, solve_options
 from .manifest import EnvDecl, EnvPlatform, Manifest
-from .virtuals import Virtual, default_virtuals, for_solver
+from .virtuals import customised, default_virtuals, for_solver
 
 RELOCK = "re-lock: `pixi lock` (offline: tools/lockgen.py)"
 CHECK = "satisfiability"
@@ -187,66 +187,64 @@ def _same_option(want: str | None, have: str | None) -> bool:
 
 
 def _check_platform_entry(env: str, ep: EnvPlatform, lp: LockedPlatform) -> list[Finding]:
-    """pixi >= 0.71 compares the lock's platform entry with the manifest literally."""
-    out = []
+    """pixi's PlatformDefinitionChanged (pixi_core lock_file/satisfiability/environment.rs):
+    for every lock platform the environment uses, plain ones included, the subdir and the
+    exact set of virtual packages that are not the subdir's defaults must equal the manifest's
+    (compared as `__name=version[=build]` strings). Any difference makes pixi discard the
+    environment's locked records and re-solve."""
     decl = ep.platform
     at = Scope(CHECK, env, lp.name)
     if lp.subdir != decl.subdir:
-        out.append(
+        return [
             at.error(
                 "-",
                 f"lock platform {lp.name} is subdir {lp.subdir}, manifest says {decl.subdir}",
                 RELOCK,
             )
+        ]
+    want = customised(decl.subdir, ep.declared.values())
+    have = customised(decl.subdir, lp.virtual)
+    if want == have:
+        return []
+    missing = [v for v in want if v not in have]
+    extra = [v for v in have if v not in want]
+    parts = []
+    if missing:
+        parts.append(f"the lock lacks {', '.join(missing)}")
+    if extra:
+        parts.append(f"the lock adds {', '.join(extra)}")
+    declared = ", ".join(want) or "no virtual packages beyond the subdir defaults"
+    return [
+        at.error(
+            (missing or extra)[0].split("=")[0],
+            f"platform {decl.name} declares {declared}, but {' and '.join(parts)} "
+            "(pixi re-solves: PlatformDefinitionChanged)",
+            RELOCK,
         )
-    if not decl.rich:
-        return out
-    have = {vp.name: vp for vp in lp.virtual}
-    for vp in decl.declared:
-        got = have.get(vp.name)
-        if got is None or not _same_virtual(vp, got):
-            out.append(
-                at.error(
-                    vp.name,
-                    f"manifest declares {vp} on {decl.name} but the lock records "
-                    f"{got or 'nothing'}",
-                    RELOCK,
-                )
-            )
-    declared = {vp.name for vp in decl.declared}
-    if "__cuda" in have and "__cuda" not in declared:
-        out.append(
-            at.error(
-                "__cuda",
-                f"the lock records {have['__cuda']} on {decl.name}, which declares no CUDA",
-                RELOCK,
-            )
-        )
-    return out
+    ]
 
 
-def _same_virtual(want: Virtual, got: Virtual) -> bool:
-    if want.name == "__archspec":  # pixi writes version 0 here; only the arch matters
-        return want.build == got.build
-    return want.version == got.version and (not want.build or want.build == got.build)
-
-
-def virtual_records(ep: EnvPlatform, lp: LockedPlatform) -> dict[str, Any]:
+def virtual_records(ep: EnvPlatform) -> dict[str, Any]:
     """The virtual packages a solve of this env x platform may use, as PackageRecords.
 
-    pixi's defaults for the subdir, then what the lock's platform entry records, then what the
-    manifest declares (which wins); __archspec as solved (version 1, see for_solver).
+    Only the manifest's: pixi's defaults for the subdir with what the platform (and
+    [system-requirements]) declares on top. The lock entry's own list is not used: pixi checks
+    the locked records against the workspace platform (platform_setup.rs), and a lock entry
+    that differs from it is already PlatformDefinitionChanged. __archspec as solved (version
+    1, see for_solver).
     """
     from rattler import BuildString, PackageRecord
 
-    merged = {vp.name: vp for vp in default_virtuals(lp.subdir)}
-    merged.update({vp.name: vp for vp in lp.virtual})
+    subdir = ep.platform.subdir
+    merged = {vp.name: vp for vp in default_virtuals(subdir)}
+    if ep.declared.keys() & {"__musl", "__eglibc"}:
+        merged.pop("__glibc", None)  # another libc replaces the default glibc
     merged.update(ep.declared)
     out = {}
     for vp in map(for_solver, merged.values()):
         try:
             out[vp.name] = PackageRecord(
-                vp.name, vp.version or "0", BuildString(vp.build or "0"), 0, lp.subdir
+                vp.name, vp.version or "0", BuildString(vp.build or "0"), 0, subdir
             )
         except Exception:  # an unparsable version: treat as not provided
             continue
@@ -272,7 +270,7 @@ def check_records(
                 )
             )
         by_name.setdefault(key, rec)
-    virtual = virtual_records(ep, lp)
+    virtual = virtual_records(ep)
 
     queue: deque[str] = deque()
     for pkg, specs in ep.specs.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 # The microarchitecture pixi assumes for a subdir that declares none.
@@ -47,6 +48,41 @@ def default_virtuals(subdir: str) -> list[Virtual]:
     if subdir in _ARCH:
         out.append(Virtual("__archspec", "0", _ARCH[subdir]))
     return out
+
+
+def same_version(a: str, b: str) -> bool:
+    """Conda version equality ("2.28" == "2.28.0"), as pixi compares virtual packages."""
+    if a == b:
+        return True
+    try:
+        from rattler import Version
+    except ImportError:  # tools without py-rattler: trailing zero segments do not count
+        return _trimmed(a) == _trimmed(b)
+    try:
+        return bool(Version(a) == Version(b))
+    except Exception:  # an unparsable version equals only itself
+        return False
+
+
+def _trimmed(version: str) -> list[str]:
+    parts = version.split(".")
+    while len(parts) > 1 and parts[-1] == "0":
+        parts.pop()
+    return parts
+
+
+def is_subdir_default(vp: Virtual, subdir: str) -> bool:
+    """pixi's `is_subdir_default`: exactly a default of the subdir (name, version, build)."""
+    return any(
+        d.name == vp.name and same_version(d.version, vp.version) and d.build == vp.build
+        for d in default_virtuals(subdir)
+    )
+
+
+def customised(subdir: str, virtuals: Iterable[Virtual]) -> list[str]:
+    """The virtual packages that are not the subdir's defaults, as sorted `__name=version[=build]`
+    strings: what pixi compares between a platform's definition and its lock entry."""
+    return sorted(str(vp) for vp in virtuals if not is_subdir_default(vp, subdir))
 
 
 def for_solver(vp: Virtual) -> Virtual:

@@ -119,7 +119,7 @@ def ways_out(where: Path | None = None) -> str:
     target = where or cache_dir()
     return (
         "either pass --data-dir DIR (or set ENVCHECK_DATA_DIR) to a folder holding the four "
-        "MNIST .gz files, or run `pixi run fetch-mnist` (or `envcheck fetch-mnist`) on a "
+        "MNIST .gz files, or run `pixi run --locked fetch-mnist` (or `envcheck fetch-mnist`) on a "
         f"connected machine and copy the four files it downloads into {target} on this one"
     )
 

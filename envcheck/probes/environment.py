@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..container import facts as container_facts
+
 # CUDA toolkit and cuDNN libraries whose copies outside the env shadow the env's own when on
 # LD_LIBRARY_PATH. Not the driver's own libcuda / libnvidia-ml: the env has no copy of those,
 # and a driver folder on LD_LIBRARY_PATH (/usr/local/nvidia/lib64 in containers) is normal.
@@ -154,4 +156,5 @@ def gather(environ: dict[str, str] | None = None, lock_env: str | None = None) -
         "variables": {k: env[k] for k in STEERING_VARS if k in env},
         "conda_packages": conda_packages(prefix),
         "lock_drift": lock_drift(prefix, env.get("PIXI_PROJECT_ROOT"), env, lock_env),
+        "container": container_facts(env),
     }

@@ -8,6 +8,7 @@ shapes as pynvml for the functions used in envcheck.probes.nvml.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 from types import SimpleNamespace
 
@@ -44,8 +45,20 @@ NVML_ERROR_INSUFFICIENT_SIZE = 7
 class CtypesNvml:
     NVMLError = NVMLError
 
-    def __init__(self) -> None:
+    def __init__(self, root: str = "/") -> None:
         self._lib = None
+        self._root = root  # tests point it at a simulated container's file tree
+
+    def _library_candidates(self) -> list[str]:
+        """The loader's search first (LD_LIBRARY_PATH, ldconfig), then the folders container
+        runtimes inject the driver into (Apptainer --nv, NVIDIA Container Toolkit), for a
+        shell or activation that reset LD_LIBRARY_PATH."""
+        if sys.platform == "win32":
+            return list(LIBRARY_NAMES)
+        from ..container import DRIVER_DIRS, DRIVER_LIBRARY
+
+        folders = [os.path.join(self._root, d.lstrip("/")) for d in DRIVER_DIRS]
+        return [*LIBRARY_NAMES, *(os.path.join(f, DRIVER_LIBRARY) for f in folders)]
 
     def _call(self, name: str, *args) -> None:
         rc = getattr(self._lib, name)(*args)
@@ -62,7 +75,7 @@ class CtypesNvml:
             return f"NVML error {rc}"
 
     def nvmlInit(self) -> None:
-        for name in LIBRARY_NAMES:
+        for name in self._library_candidates():
             try:
                 self._lib = ctypes.CDLL(name)
                 break

@@ -178,9 +178,11 @@ def kernels(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def device_assert(args: dict[str, Any]) -> dict[str, Any]:
-    """A failing device-side assert must surface as a RuntimeError, not pass silently.
+    """A failing device-side assert must surface as an error, not pass silently.
 
-    Its own process: after a device assert the CUDA context is unusable.
+    Its own process: after a device assert the CUDA context is unusable. Whatever is raised is
+    recorded as it is (type, CUDA error code, first line): out of memory, "no kernel image" or
+    a broken context are RuntimeErrors too, and the check tells them from the assert.
     """
     import torch
 
@@ -189,6 +191,19 @@ def device_assert(args: dict[str, Any]) -> dict[str, Any]:
     try:
         torch._assert_async(torch.tensor(0, device="cuda:0"))
         torch.cuda.synchronize()
-    except RuntimeError as exc:
-        return {"ran": True, "raised": True, "error": str(exc).splitlines()[0][:200]}
+    except Exception as exc:
+        return {"ran": True, **raised(exc)}
     return {"ran": True, "raised": False}
+
+
+def raised(exc: BaseException) -> dict[str, Any]:
+    """An exception as plain facts: its class, CUDA's error code (torch >= 2.8's
+    AcceleratorError carries one as .error_code) and its first non-empty line."""
+    code = getattr(exc, "error_code", None)
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return {
+        "raised": True,
+        "error_type": type(exc).__name__,
+        "error_code": code if isinstance(code, int) and not isinstance(code, bool) else None,
+        "error": (lines[0] if lines else "")[:300],
+    }

@@ -54,8 +54,13 @@ int nvmlDeviceGetMigMode(void *h, unsigned *current, unsigned *pending) {
     *pending = 0;
     return 0;
 }
-int nvmlDeviceGetComputeMode(void *h, int *mode) { *mode = 0; return 0; }
-int nvmlDeviceGetPersistenceMode(void *h, int *mode) { *mode = 1; return 0; }
+/* NVML_COMPUTEMODE_* (0 default, 2 prohibited, 3 exclusive process) and NVML_FEATURE_*. */
+static int env_int(const char *name, int fallback) {
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : fallback;
+}
+int nvmlDeviceGetComputeMode(void *h, int *mode) { *mode = env_int("FAKE_NVML_COMPUTE_MODE", 0); return 0; }
+int nvmlDeviceGetPersistenceMode(void *h, int *mode) { *mode = env_int("FAKE_NVML_PERSISTENCE", 1); return 0; }
 /* one process holding 139 GiB, as during the out-of-memory fault */
 int nvmlDeviceGetComputeRunningProcesses_v3(void *h, unsigned *count, nvmlProcessInfo_t *infos) {
     if (*count < 1) {
