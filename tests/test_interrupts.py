@@ -236,8 +236,12 @@ def test_ctrl_z_and_fg_reach_the_probes_process_group(tmp_path: Path):
         proc.send_signal(signal.SIGCONT)  # fg
         wait_for(lambda: "T" not in states([proc.pid, *children]).values(), 20,
                  "all of them to continue")  # fmt: skip
-    except BaseException:
+    except BaseException:  # leave nothing stopped or running behind a failed test
         proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+        for pid in started_by(tmpdir):
+            os.kill(pid, signal.SIGKILL)
         raise
     interrupt(proc, signal.SIGTERM, tmpdir)
 
