@@ -334,7 +334,8 @@ def print_summary(result: dict[str, Any]) -> None:
         )
     failure = result["failure"] or {}
     verdict = "PASS" if result["ok"] else f"FAIL: {failure.get('cause')}"
-    print(f"envcheck.distributed: {verdict}", flush=True)
+    # the cause quotes other ranks (host names, their errors): plain text on one line
+    print(f"envcheck.distributed: {one_line(verdict)}", flush=True)
 
 
 def watch(rank: Rank, deadline: float) -> None:
@@ -443,7 +444,7 @@ def run(rank: Rank) -> int:
     except Exception as exc:  # a collective or the store failed: name who is behind
         error = describe_error(exc)
         # in torchrun's log too: where rank 0 is ended before it can read the store
-        print(f"envcheck.distributed: rank {env.rank} failed: {error}", file=sys.stderr)
+        print(f"envcheck.distributed: rank {env.rank} failed: {one_line(error)}", file=sys.stderr)
         rank.give_up(error)
         return 1
     return 0 if rank.ok else 1

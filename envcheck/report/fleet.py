@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.junit, "--junit")
     machines, refused = load_all(args.files)
     for line in refused:
-        print(f"envcheck: {line}", file=sys.stderr)
+        print(f"envcheck: {one_line(line)}", file=sys.stderr)  # a file name is outside text too
     if not machines:
         raise EnvcheckError(
             f"none of the {len(args.files)} file(s) is an envcheck report; pass files written "
