@@ -249,15 +249,6 @@ class Rank:
         if self.env.rank != 0:
             if error and self.board:
                 self.board.put("error", error[:300])
-            elif self.board is None:  # rank 0 cannot hear from this rank: say it here
-                print(
-                    f"envcheck.distributed: error: rank {self.env.rank} could not reach the "
-                    f"store at {self.env.master_addr}:{self.env.master_port} "
-                    f"({one_line(error or 'timed out')[:300]}); check MASTER_ADDR/MASTER_PORT "
-                    "and that the port is reachable from this node",
-                    file=sys.stderr,
-                    flush=True,
-                )
             return
         result = self.combined(self.known_results())
         result["ok"] = False
@@ -444,7 +435,14 @@ def run(rank: Rank) -> int:
     except Exception as exc:  # a collective or the store failed: name who is behind
         error = describe_error(exc)
         # in torchrun's log too: where rank 0 is ended before it can read the store
-        print(f"envcheck.distributed: rank {env.rank} failed: {one_line(error)}", file=sys.stderr)
+        line = f"rank {env.rank} failed: {error}"
+        if rank.board is None and env.rank != 0:  # it never reached the store: say where
+            line = (
+                f"rank {env.rank} could not reach the store at {env.master_addr}:"
+                f"{env.master_port} ({error}); check MASTER_ADDR/MASTER_PORT and that the "
+                "port is reachable from this node"
+            )
+        print(f"envcheck.distributed: {one_line(line)}", file=sys.stderr, flush=True)
         rank.give_up(error)
         return 1
     return 0 if rank.ok else 1
