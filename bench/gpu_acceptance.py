@@ -574,8 +574,9 @@ def run_held(step: dict[str, Any], out: Path, mnist: Path, n: int, timeout: floa
 def p2p_action(meta: dict[str, Any], out: Path) -> Action:
     """The pass run's peer-to-peer result (a check whose id names p2p), read from its report.
 
-    SLOT: the p2p check comes with NVML health (issue 24); until verify has it, this step
-    says so and passes. On a one-GPU machine its message must say there is nothing to compare.
+    verify --require-gpu runs distributed.torch_p2p (issue 21): a pass report without it
+    checked no peer-to-peer copy, and the step fails. On a one-GPU machine its message must
+    say there is nothing to compare.
     """
 
     def act(step: dict[str, Any], timeout: float) -> None:
@@ -588,7 +589,7 @@ def p2p_action(meta: dict[str, Any], out: Path) -> Action:
         if not report:
             step.update(ok=False, note="no pass report to read")
         elif not found:
-            step.update(ok=True, note="this verify has no p2p check yet")
+            step.update(ok=False, note="the pass run checked no peer-to-peer copy (no p2p check)")
         else:
             c = found[0]
             step["figures"] = {"check": c["id"], "status": c.get("status")}

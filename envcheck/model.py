@@ -10,7 +10,18 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-CATEGORIES = ("environment", "imports", "build", "devices", "kernels", "distributed", "training")
+# health follows kernels: its clock and link readings are taken while the kernels check loads
+# the GPUs
+CATEGORIES = (
+    "environment",
+    "imports",
+    "build",
+    "devices",
+    "kernels",
+    "health",
+    "distributed",
+    "training",
+)
 
 
 class Status(str, enum.Enum):
@@ -28,6 +39,10 @@ class DeviceResult:
     status: Status
     message: str
     figures: dict[str, Any] = field(default_factory=dict)
+    # where devices fail or warn for different reasons (one GPU's remap pending, another's
+    # failed), each names its own; the check's cause and fix are its first failing device's
+    cause: str | None = None
+    fix: str | None = None
 
 
 @dataclass
@@ -136,5 +151,8 @@ def _check_dict(c: CheckResult) -> dict[str, Any]:
     d["duration_s"] = round(c.duration_s, 3)
     for dev in d["devices"]:
         dev["status"] = Status(dev["status"]).value
+        for key in ("cause", "fix"):  # only where a device has its own
+            if dev[key] is None:
+                del dev[key]
     del d["category"]
     return d

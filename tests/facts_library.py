@@ -24,6 +24,28 @@ H100 = {
     "persistence_mode": 1,
     "processes": 0,
     "retired_pages_pending": 0,
+    # envcheck.probes.health.read_gpu at idle: an SXM H100 has ECC and a row remapper
+    "health": {
+        "ecc_mode": 1,
+        "ecc_errors": {
+            "volatile_corrected": 0,
+            "volatile_uncorrected": 0,
+            "aggregate_corrected": 0,
+            "aggregate_uncorrected": 0,
+        },
+        "remapped_rows": {"corrected": 0, "uncorrected": 0, "pending": False, "failed": False},
+        "retired_pages": None,
+        "persistence_mode": 1,
+        "clock_event_reasons": 0x1,
+        "pcie": {"gen": 1, "width": 16, "max_gen": 5, "max_width": 16},
+        "temperature_c": 33,
+        "power_w": 71.4,
+        "temperature_slowdown_c": 87,
+        "temperature_shutdown_c": 92,
+        "power_limit_w": 700.0,
+        "unsupported": ["retired_pages"],
+        "errors": {},
+    },
 }
 
 
@@ -65,6 +87,8 @@ def healthy_cuda12() -> dict[str, Any]:
     nvml = {
         "available": True,
         "binding": "nvidia-ml-py",
+        "system": "linux",
+        "uptime_s": 86400.0,
         "driver_version": "580.159.04",
         "cuda_driver_version": "13.0",
         "gpus": [dict(H100)],

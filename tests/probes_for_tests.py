@@ -44,3 +44,34 @@ def flood_stderr(args):
         sys.stderr.buffer.write(line)
     sys.stderr.buffer.write(b"the last line\n")
     return {"done": True}
+
+
+def health_under_load(args):
+    """envcheck.probes.health.sample_while around a load that makes the stand-in NVML
+    (tests/data/fake_nvml.c) play ``args["during"]`` (its FAKE_NVML_* variables) while it runs,
+    as a GPU throttles only while it works, and ``args["leave"]`` from its end on (errors
+    counted during the load)."""
+    from envcheck.probes.health import sample_while
+
+    def load():
+        before = {k: os.environ.get(k) for k in args["during"]}
+        os.environ.update(args["during"])
+        time.sleep(args.get("seconds", 0.6))
+        for k, v in before.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+        os.environ.update(args.get("leave", {}))
+
+    return sample_while(load, args.get("uuids"), interval_s=0.05)
+
+
+def torch_load_under_sampling(args):
+    """The torch kernels probe's own load (small, on the CPU) under the health sampler."""
+    import torch
+
+    from envcheck.probes.health import sample_while
+    from envcheck.probes.torch_probe import _burn
+
+    return sample_while(lambda: _burn(torch, ["cpu"], args["seconds"], n=64), None, 0.05)

@@ -532,10 +532,10 @@ def _p2p(tmp_path, checks: list[dict], gpus: int = 1) -> dict:
 def test_p2p_step_reads_the_pass_runs_result(tmp_path):
     assert _p2p(tmp_path, [{"id": "kernels.torch", "status": "pass"}]) | {} == {
         "name": "p2p",
-        "note": "this verify has no p2p check yet",
+        "note": "the pass run checked no peer-to-peer copy (no p2p check)",
         "figures": {},
         "command": "(reads pass.json)",
-        "ok": True,
+        "ok": False,  # verify --require-gpu runs distributed.torch_p2p: its absence is a fault
     }
     one = {"id": "devices.p2p", "status": "skip", "message": "one GPU, nothing to compare"}
     assert _p2p(tmp_path, [one])["ok"] is True

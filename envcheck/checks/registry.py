@@ -28,6 +28,9 @@ PROBES: dict[str, ProbeSpec] = {
     "torch.kernels": ProbeSpec("envcheck.probes.torch_probe:kernels", 180, "torch"),
     "torch.assert": ProbeSpec("envcheck.probes.torch_probe:device_assert", 120, "torch"),
     "torch.distributed": ProbeSpec("envcheck.distributed.launch:probe", 300, "torch"),
+    # every GPU pair; a hung copy is named after its own 20 s deadline, well within this. Its
+    # own process, never a shared worker: a hung copy leaves the CUDA context wedged
+    "torch.p2p": ProbeSpec("envcheck.probes.p2p:probe", 240, "torch"),
     "torch.train": ProbeSpec("envcheck.training.torch_mnist:train", 600, "torch"),
     "tensorflow.facts": ProbeSpec("envcheck.probes.tf_probe:facts", 180, "tensorflow"),
     "tensorflow.kernels": ProbeSpec("envcheck.probes.tf_probe:kernels", 180, "tensorflow"),
@@ -97,23 +100,32 @@ class Check:
     framework: str | None = None
     # heavy checks are left out of `envcheck info`
     heavy: bool = False
+    # where False, the check has nothing to look at on this machine (GPU health without a
+    # GPU) and is left out of the report instead of adding a skip
+    when: Callable[[Context], bool] | None = None
 
     @property
     def check_id(self) -> str:
         return f"{self.category}.{self.name}"
 
     def applies(self, ctx: Context) -> bool:
-        return self.framework is None or self.framework in ctx.frameworks
+        if self.framework is not None and self.framework not in ctx.frameworks:
+            return False
+        return self.when is None or self.when(ctx)
 
 
 REGISTRY: list[Check] = []
 
 
 def register(
-    category: str, name: str, framework: str | None = None, heavy: bool = False
+    category: str,
+    name: str,
+    framework: str | None = None,
+    heavy: bool = False,
+    when: Callable[[Context], bool] | None = None,
 ) -> Callable:
     def wrap(fn: Callable[[Context], CheckResult]) -> Callable[[Context], CheckResult]:
-        REGISTRY.append(Check(category, name, fn, framework, heavy))
+        REGISTRY.append(Check(category, name, fn, framework, heavy, when))
         return fn
 
     return wrap

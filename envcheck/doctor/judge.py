@@ -227,6 +227,7 @@ def diagnose_machine(
     """The whole answer as data: verdicts, recommendation, commands, exit code."""
     verdicts = [judge_row(row, facts) for row in workspace["rows"]]
     best, why = recommend(verdicts, wanted)
+    health = gpu_health(facts.get("nvml") or {})
     commands = (
         [f"pixi install --locked -e {best['env']}", f"pixi run --locked -e {best['env']} verify"]
         if best
@@ -241,5 +242,31 @@ def diagnose_machine(
         "recommended_platform": best["platform"] if best else None,
         "why": why,
         "commands": commands,
+        "health": health,
         "exit_code": 0 if best else 1,
     }
+
+
+def gpu_health(nvml: dict[str, Any]) -> list[dict[str, Any]]:
+    """verify's health rules over the NVML facts doctor read (at idle: no framework runs the
+    GPU here, so clocks and the PCIe link are read but not loaded). One row per GPU x aspect."""
+    from ..checks.health import ASPECTS, fix_for_gpu, judge_machine
+
+    if not nvml.get("available"):
+        return []
+    rows = []
+    for aspect, verdicts in judge_machine(nvml).items():
+        for g, v in verdicts:
+            rows.append(
+                {
+                    "gpu": g.get("index"),
+                    "uuid": g.get("uuid"),
+                    "check": f"health.{aspect}",
+                    "title": ASPECTS[aspect],
+                    "status": v.status.value,
+                    "message": v.message,
+                    "cause": v.cause,
+                    "fix": fix_for_gpu(v.fix, g.get("index")),
+                }
+            )
+    return rows

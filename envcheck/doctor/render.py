@@ -11,7 +11,20 @@ MARK = {"fits": "FITS", "warn": "WARN", "no": "NO"}
 STYLE = {"fits": "green", "warn": "yellow", "no": "red"}
 
 
-def machine_lines(facts: dict[str, Any]) -> list[str]:
+def health_lines(health: list[dict[str, Any]], index: Any) -> list[str]:
+    """One GPU's health under its line: what is wrong with its fix, else one "ok" line."""
+    rows = [h for h in health if h.get("gpu") == index]
+    bad = [h for h in rows if h.get("status") in ("fail", "warn")]
+    if not bad:
+        return ["    health: ok (ECC, memory rows, clocks at idle, persistence)"] if rows else []
+    bad.sort(key=lambda h: h["status"] != "fail")
+    return [
+        f"    health {h['status'].upper()}: {h['title']}: {h['message']}; fix: {h['fix']}"
+        for h in bad
+    ]
+
+
+def machine_lines(facts: dict[str, Any], health: list[dict[str, Any]] | None = None) -> list[str]:
     plat, nvml = facts["platform"], facts.get("nvml") or {}
     os_part = f"{plat['subdir']} ({plat['machine']})"
     if plat.get("glibc"):
@@ -31,6 +44,7 @@ def machine_lines(facts: dict[str, Any]) -> list[str]:
         arch = f"{sm_name(cc)}, cc {cc}" if cc else "compute capability unknown"
         mig = ", MIG mode" if g.get("mig_mode") else ""
         lines.append(f"  GPU {g.get('index')}: {g.get('name')} ({arch}{mig})")
+        lines += health_lines(health or [], g.get("index"))
     return lines
 
 
@@ -73,7 +87,7 @@ def render_plain(answer: dict[str, Any], write: Callable[[str], Any] = print) ->
     def write(line: str) -> None:  # facts and lock come from outside: no control sequences
         raw_write(plain(line))
 
-    for line in machine_lines(answer["facts"]):
+    for line in machine_lines(answer["facts"], answer.get("health")):
         write(line)
     write(f"workspace: {answer['lock']}")
     write("")
@@ -100,7 +114,7 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
     from ..guard import escape, safe_text
 
     # facts (GPU names, driver strings) and the lock come from outside: printed as Text
-    for line in machine_lines(answer["facts"]):
+    for line in machine_lines(answer["facts"], answer.get("health")):
         console.print(safe_text(line), highlight=False)
     console.print(safe_text(f"workspace: {answer['lock']}"), highlight=False)
     table = Table(show_lines=False)

@@ -5,7 +5,10 @@ Runs in a subprocess: a wedged driver can hang NVML calls.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+from . import health
 
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
 
@@ -58,6 +61,14 @@ def _optional(nv, name: str, *args, default=None):
         return default
 
 
+def _health(nv, h) -> dict[str, Any]:
+    """The GPU's health facts; a reading that breaks outright leaves the GPU's other facts."""
+    try:
+        return health.read_gpu(nv, h)
+    except Exception as exc:
+        return {"unsupported": [], "errors": {"health": f"{type(exc).__name__}: {exc}"[:200]}}
+
+
 def _read_all(nv) -> dict[str, Any]:
     cuda = _optional(nv, "nvmlSystemGetCudaDriverVersion_v2") or _optional(
         nv, "nvmlSystemGetCudaDriverVersion"
@@ -84,9 +95,13 @@ def _read_all(nv) -> dict[str, Any]:
                     _optional(nv, "nvmlDeviceGetComputeRunningProcesses", h, default=[])
                 ),
                 "retired_pages_pending": _optional(nv, "nvmlDeviceGetRetiredPagesPendingStatus", h),
+                # ECC, retired memory, clocks, link, temperature, power: judged by health.*
+                "health": _health(nv, h),
             }
         )
     return {
+        "system": "linux" if sys.platform.startswith("linux") else sys.platform,
+        "uptime_s": health.uptime_s(),
         "driver_version": _text(nv.nvmlSystemGetDriverVersion()),
         # NVML encodes CUDA 12.4 as 12040
         "cuda_driver_version": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,

@@ -18,7 +18,11 @@ LIBRARY_NAMES = (
 
 
 class NVMLError(Exception):
-    pass
+    """NVML's return code in ``value``, as pynvml's NVMLError carries it."""
+
+    def __init__(self, message: str, value: int | None = None) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class _Memory(ctypes.Structure):
@@ -40,6 +44,7 @@ class _ProcessInfo(ctypes.Structure):
 
 
 NVML_ERROR_INSUFFICIENT_SIZE = 7
+NVML_ERROR_FUNCTION_NOT_FOUND = 13  # pynvml's code for a symbol the driver does not export
 
 
 class CtypesNvml:
@@ -60,10 +65,17 @@ class CtypesNvml:
         folders = [os.path.join(self._root, d.lstrip("/")) for d in DRIVER_DIRS]
         return [*LIBRARY_NAMES, *(os.path.join(f, DRIVER_LIBRARY) for f in folders)]
 
+    def _function(self, name: str):
+        """The driver's function; NVMLError(FUNCTION_NOT_FOUND) where an older driver lacks it."""
+        try:
+            return getattr(self._lib, name)
+        except AttributeError:
+            raise NVMLError(f"{name}: Function Not Found", NVML_ERROR_FUNCTION_NOT_FOUND) from None
+
     def _call(self, name: str, *args) -> None:
-        rc = getattr(self._lib, name)(*args)
+        rc = self._function(name)(*args)
         if rc != 0:
-            raise NVMLError(f"{name}: {self._error_string(rc)}")
+            raise NVMLError(f"{name}: {self._error_string(rc)}", rc)
 
     def _error_string(self, rc: int) -> str:
         # NVML's own words for the code, as pynvml gives them ("Driver Not Loaded", ...)
@@ -143,15 +155,92 @@ class CtypesNvml:
     def nvmlDeviceGetPersistenceMode(self, h) -> int:
         return self._int("nvmlDeviceGetPersistenceMode", h)
 
+    # --- health (envcheck.probes.health): same names, arguments and returns as pynvml ---
+
+    def _uint(self, name: str, *args) -> int:
+        value = ctypes.c_uint()
+        self._call(name, *args, ctypes.byref(value))
+        return value.value
+
+    def nvmlDeviceGetEccMode(self, h) -> list[int]:
+        current, pending = ctypes.c_int(), ctypes.c_int()
+        self._call("nvmlDeviceGetEccMode", h, ctypes.byref(current), ctypes.byref(pending))
+        return [current.value, pending.value]
+
+    def nvmlDeviceGetTotalEccErrors(self, h, error_type: int, counter_type: int) -> int:
+        count = ctypes.c_ulonglong()
+        self._call(
+            "nvmlDeviceGetTotalEccErrors",
+            h,
+            ctypes.c_int(error_type),
+            ctypes.c_int(counter_type),
+            ctypes.byref(count),
+        )
+        return count.value
+
+    def nvmlDeviceGetRemappedRows(self, h) -> tuple[int, int, int, int]:
+        values = [ctypes.c_uint() for _ in range(4)]
+        self._call("nvmlDeviceGetRemappedRows", h, *(ctypes.byref(v) for v in values))
+        corrected, uncorrected, pending, failed = (v.value for v in values)
+        return corrected, uncorrected, pending, failed
+
+    def nvmlDeviceGetRetiredPages(self, h, cause: int) -> list[int]:
+        name = "nvmlDeviceGetRetiredPages"
+        count = ctypes.c_uint(0)
+        rc = self._function(name)(h, ctypes.c_int(cause), ctypes.byref(count), None)
+        if rc not in (0, NVML_ERROR_INSUFFICIENT_SIZE):
+            raise NVMLError(f"{name}: {self._error_string(rc)}", rc)
+        pages = (ctypes.c_ulonglong * (count.value * 2 + 5))()  # room for pages retired meanwhile
+        count = ctypes.c_uint(len(pages))
+        self._call(name, h, ctypes.c_int(cause), ctypes.byref(count), pages)
+        return list(pages[: count.value])
+
+    def nvmlDeviceGetRetiredPagesPendingStatus(self, h) -> int:
+        return self._int("nvmlDeviceGetRetiredPagesPendingStatus", h)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h) -> int:
+        reasons = ctypes.c_ulonglong()
+        self._call("nvmlDeviceGetCurrentClocksEventReasons", h, ctypes.byref(reasons))
+        return reasons.value
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h) -> int:
+        reasons = ctypes.c_ulonglong()
+        self._call("nvmlDeviceGetCurrentClocksThrottleReasons", h, ctypes.byref(reasons))
+        return reasons.value
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, h) -> int:
+        return self._uint("nvmlDeviceGetCurrPcieLinkGeneration", h)
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, h) -> int:
+        return self._uint("nvmlDeviceGetCurrPcieLinkWidth", h)
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, h) -> int:
+        return self._uint("nvmlDeviceGetMaxPcieLinkGeneration", h)
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, h) -> int:
+        return self._uint("nvmlDeviceGetMaxPcieLinkWidth", h)
+
+    def nvmlDeviceGetTemperature(self, h, sensor: int) -> int:
+        return self._uint("nvmlDeviceGetTemperature", h, ctypes.c_int(sensor))
+
+    def nvmlDeviceGetTemperatureThreshold(self, h, threshold: int) -> int:
+        return self._uint("nvmlDeviceGetTemperatureThreshold", h, ctypes.c_int(threshold))
+
+    def nvmlDeviceGetPowerUsage(self, h) -> int:
+        return self._uint("nvmlDeviceGetPowerUsage", h)
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h) -> int:
+        return self._uint("nvmlDeviceGetEnforcedPowerLimit", h)
+
     def nvmlDeviceGetComputeRunningProcesses(self, h) -> list[SimpleNamespace]:
         """The compute processes on the GPU (their count tells a busy exclusive GPU)."""
         name = "nvmlDeviceGetComputeRunningProcesses_v3"
         count = ctypes.c_uint(0)
-        rc = getattr(self._lib, name)(h, ctypes.byref(count), None)
+        rc = self._function(name)(h, ctypes.byref(count), None)
         if rc == 0:
             return []
         if rc != NVML_ERROR_INSUFFICIENT_SIZE:
-            raise NVMLError(f"{name}: {self._error_string(rc)}")
+            raise NVMLError(f"{name}: {self._error_string(rc)}", rc)
         infos = (_ProcessInfo * (count.value + 8))()  # room for processes starting meanwhile
         count = ctypes.c_uint(len(infos))
         self._call(name, h, ctypes.byref(count), infos)

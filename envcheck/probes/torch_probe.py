@@ -174,7 +174,49 @@ def kernels(args: dict[str, Any]) -> dict[str, Any]:
         if gpu:
             entry["tflops_bf16"] = _tflops(torch, device, n, torch.bfloat16, 20)
         results.append(entry)
-    return {"devices": results}
+    out: dict[str, Any] = {"devices": results}
+    gpus = [d for d in _devices(torch, args) if d.startswith("cuda")]
+    if gpus:
+        out["load_health"] = _load_health(torch, gpus)
+    return out
+
+
+LOAD_SECONDS = 2.0  # long enough for clocks, power and the link to settle under load
+
+
+def _burn(torch, devices: list[str], seconds: float, n: int = 4096) -> None:
+    """Half-precision matmuls on every GPU at once, with host-to-GPU copies (links train up
+    under traffic), for ``seconds``: the load the health readings are taken under."""
+    work = []
+    for d in devices:
+        a = torch.randn(n, n, device=d).half()
+        host = torch.empty(64 * 2**20, dtype=torch.uint8)
+        if d.startswith("cuda"):  # pinned: the copy is a real DMA over the link
+            host = host.pin_memory()
+        work.append((d, a, host, torch.empty_like(host, device=d)))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for _, a, host, dev in work:
+            for _ in range(8):
+                a @ a
+            dev.copy_(host, non_blocking=True)
+        for d, *_ in work:
+            _sync(torch, d)
+
+
+def _load_health(torch, devices: list[str]) -> dict[str, Any]:
+    """NVML's health readings (clock event reasons, PCIe link, temperature, power) sampled
+    while every GPU is loaded; judged by envcheck.checks.health. Never fails the kernels."""
+    from envcheck.probes.health import sample_while
+
+    try:
+        uuids = [str(torch.cuda.get_device_properties(d).uuid) for d in devices]
+    except Exception:  # a torch without .uuid: which NVML GPU ran the load is then unknown
+        uuids = None
+    try:
+        return sample_while(lambda: _burn(torch, devices, LOAD_SECONDS), uuids)
+    except Exception as exc:
+        return {"available": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 def device_assert(args: dict[str, Any]) -> dict[str, Any]:

@@ -47,6 +47,8 @@ def report_from_dict(d: Any) -> Report:
                         Status(x["status"]),
                         str(x["message"]),
                         dict(x.get("figures") or {}),
+                        _text_or_none(x.get("cause")),
+                        _text_or_none(x.get("fix")),
                     )  # fmt: skip
                     for x in c.get("devices", [])
                 ]
@@ -77,6 +79,10 @@ def report_from_dict(d: Any) -> Report:
         raise ValueError(f"not an envcheck verify report: no {exc} field") from None
     except (TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"not an envcheck verify report: {exc}") from None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 def load_report(path: Path) -> Report:
@@ -136,6 +142,39 @@ def notes(machines: list[Machine]) -> list[tuple[Machine, CheckResult]]:
     ]
 
 
+def unhealthy_gpus(machines: list[Machine]) -> list[tuple[Machine, CheckResult, DeviceResult]]:
+    """Every GPU a health check failed or warned on, failures first, in machine order."""
+    found = [
+        (m, c, d)
+        for m in machines
+        for c in m.report.checks
+        if c.category == "health"
+        for d in c.devices
+        if d.status in (Status.FAIL, Status.WARN)
+    ]
+    return sorted(found, key=lambda x: x[2].status is not Status.FAIL)
+
+
+def unhealthy_line(m: Machine, c: CheckResult, d: DeviceResult) -> str:
+    fix = f"; fix: {d.fix or c.fix}" if d.fix or c.fix else ""
+    return f"{m.name} {d.device}: {c.check_id}: {d.message}{fix}"
+
+
+def render_unhealthy(machines: list[Machine], console: Any) -> None:
+    """The unhealthy GPUs, before the table: a bad card is the first thing a fleet admin acts
+    on (drain it), and in a big fleet its row would be one among hundreds."""
+    from rich.text import Text
+
+    sick = unhealthy_gpus(machines)
+    if not sick:
+        return
+    console.print(Text(f"Unhealthy GPUs: {len(sick)}", style="bold red"))
+    for m, c, d in sick:
+        console.print(
+            Text(f"{LABEL[d.status]} ", style=STYLE[d.status]) + Text(unhealthy_line(m, c, d))
+        )
+
+
 def note_text(c: CheckResult) -> str:
     extra = c.cause_beyond_message
     return f"{c.message}" + (f": {extra}" if extra else "") + (f"; fix: {c.fix}" if c.fix else "")
@@ -147,6 +186,7 @@ def render(machines: list[Machine], console: Any) -> None:
     A column per check (the step summary's layout) is unreadable in a terminal: a category's
     cell says PASS when all its checks passed, else names each failing or warning check.
     """
+    render_unhealthy(machines, console)
     from rich.table import Table
     from rich.text import Text
 
@@ -200,9 +240,14 @@ def to_markdown(machines: list[Machine], refused: list[str]) -> str:
     ids = check_ids(machines)
     failed = sum(m.report.status is Status.FAIL for m in machines)
     verdict = f"{failed} of {len(machines)} machine(s) failed" if failed else "passed"
+    sick = [
+        f"- {ICON[d.status]} {_cell(unhealthy_line(m, c, d))}"
+        for m, c, d in unhealthy_gpus(machines)
+    ]
     lines = [
         f"### envcheck report: {verdict}",
         "",
+        *([f"**Unhealthy GPUs: {len(sick)}**", "", *sick, ""] if sick else []),
         "| machine | " + " | ".join(f"`{cid}`" for _, cid in ids) + " |",
         "|---|" + "---|" * len(ids),
     ]

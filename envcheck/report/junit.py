@@ -85,7 +85,11 @@ def _add_suites(suites: ET.Element, report: Report, machine: str | None) -> None
                 classname=_x(f"envcheck.{machine}.{cat}" if machine else f"envcheck.{cat}"),
                 time=_seconds(c.duration_s),
             )
-            lines = [c.message] + [f"{d.device}: {d.status.value}: {d.message}" for d in c.devices]
+            lines = [c.message] + [
+                f"{d.device}: {d.status.value}: {d.message}"
+                + (f" (fix: {d.fix})" if d.fix and d.fix != c.fix else "")
+                for d in c.devices
+            ]
             if c.status is Status.FAIL:
                 node = ET.SubElement(case, "failure", message=_x(c.cause or c.message), type="fail")
                 node.text = _x("\n".join(lines + [f"fix: {c.fix}"]))
