@@ -178,4 +178,6 @@ def check_report(d: Any) -> None:
                 need_dict(dev, dat)
                 for key in ("device", "status", "message"):
                     field(dev, key, str, dat, required=True)
+                for key in ("cause", "fix"):
+                    field(dev, key, OPTIONAL_STR, dat)
                 field(dev, "figures", (dict, type(None)), dat)

@@ -165,13 +165,16 @@ def render_unhealthy(machines: list[Machine], console: Any) -> None:
     on (drain it), and in a big fleet its row would be one among hundreds."""
     from rich.text import Text
 
+    from ..guard import safe_text
+
     sick = unhealthy_gpus(machines)
     if not sick:
         return
     console.print(Text(f"Unhealthy GPUs: {len(sick)}", style="bold red"))
     for m, c, d in sick:
         console.print(
-            Text(f"{LABEL[d.status]} ", style=STYLE[d.status]) + Text(unhealthy_line(m, c, d))
+            Text(f"{LABEL[d.status]} ", style=STYLE[d.status])
+            + safe_text(unhealthy_line(m, c, d))  # another machine's words: plain text
         )
 
 
