@@ -302,6 +302,11 @@ def judge_verify(step: dict[str, Any], out: Path) -> None:
             step["figures"]["without first step"] = _round(
                 f.get("time_to_99_after_first_step_seconds")
             )
+        compiled = _check(report, "compile.torch")
+        if compiled:  # torch.compile on the GPU: Triton's cold compile, its own line
+            f = compiled.get("figures") or {}
+            step["figures"]["compile cold s"] = _round(f.get("cold_seconds"))
+            step["figures"]["compile warm s"] = _round(f.get("warm_seconds"))
     else:
         if step["exit_code"] != 1:
             problems.append(f"exit code {step['exit_code']}, expected 1")

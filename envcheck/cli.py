@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"envcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    v = sub.add_parser("verify", help="check imports, builds, GPUs, kernels and MNIST training")
+    v = sub.add_parser(
+        "verify", help="check imports, builds, GPUs, kernels, compile and MNIST training"
+    )
     _add_selection(v)
     v.add_argument("--quick", action="store_true", help="short training run (bar 97%%)")
     v.add_argument("--json", metavar="FILE", type=Path, help="write the JSON report")
@@ -79,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override the training bars (e.g. 0.99)",
     )
     v.add_argument("--no-training", action="store_true", help="skip the training category")
+    v.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="skip the compile category (torch.compile, XLA: ~15-30 s cold on a small CPU)",
+    )
     v.add_argument(
         "--timeout-scale",
         type=float,
@@ -206,7 +213,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     if recording is None and not args.no_training:
         _check_named_data_dir(args.data_dir)
-    checks = [c for c in REGISTRY if not (args.no_training and c.category == "training")]
+    left_out = {"training"} if args.no_training else set()
+    if args.no_compile:
+        left_out.add("compile")
+    checks = [c for c in REGISTRY if c.category not in left_out]
     console = Console(stderr=False)
     err = Console(stderr=True)
     if recording is not None:

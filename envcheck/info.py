@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import diagnose
@@ -18,7 +19,7 @@ from .checks import Context
 def gather_info(ctx: Context) -> dict[str, Any]:
     """Plain data first (PyTorch collect_env's split); rendering comes after."""
     info: dict[str, Any] = {"environment": ctx.outcome("environment").data}
-    names = ["nvml"] + [f"{fw}.facts" for fw in ctx.frameworks]
+    names = ["nvml"] + [f"{fw}.facts" for fw in ctx.frameworks] + ["compile.toolchain"]
     for name in names:
         o = ctx.outcome(name)
         info[name] = o.data if o.ok else {"error": o.describe_failure()}
@@ -99,6 +100,32 @@ def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                 )
             )
             rows.append(("  GPUs", ", ".join(d["name"] or "?" for d in tf["devices"]) or "none"))
+    # tool output is outside text: never let it read as rich markup
+    rows.extend((k, escape(v)) for k, v in _toolchain_rows(info.get("compile.toolchain")))
+    return rows
+
+
+def _toolchain_rows(tc: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What torch.compile and XLA would use: C/C++ compilers, Triton, ptxas."""
+    if tc is None:
+        return []
+    if tc.get("error"):
+        return [("Compilers", str(tc["error"]))]
+    rows = []
+    for lang, label in (("c", "C compiler"), ("cxx", "C++ compiler")):
+        c = tc.get(lang) or {}
+        if c.get("path"):
+            state = "" if c.get("works") else f" (not working: {c.get('error')})"
+            rows.append((label, f"{c.get('version') or '?'} ({c['path']}){state}"))
+        else:
+            rows.append((label, f"none found (looked for {', '.join(c.get('looked_for') or [])})"))
+    t = tc.get("triton") or {}
+    triton = t.get("version") or "not installed"
+    if t.get("required"):
+        triton += f" (PyTorch pins {t['required']})"
+    rows.append(("Triton", triton))
+    p = tc.get("ptxas") or {}
+    rows.append(("ptxas", f"{p.get('version')} ({p['path']})" if p.get("path") else "not found"))
     return rows
 
 

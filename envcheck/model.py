@@ -19,6 +19,7 @@ CATEGORIES = (
     "devices",
     "kernels",
     "health",
+    "compile",
     "distributed",
     "training",
 )

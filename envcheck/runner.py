@@ -66,8 +66,15 @@ def _stderr_tail(text: str, lines: int = 6) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _child_env(extra_path: list[str]) -> dict[str, str]:
+# A folder the probe may fill (caches, builds): inside the run's temp folder, so it goes with
+# it even when the probe is killed.
+SCRATCH_ENV = "ENVCHECK_PROBE_SCRATCH"
+
+
+def _child_env(extra_path: list[str], scratch: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if scratch:
+        env[SCRATCH_ENV] = scratch
     paths = [PACKAGE_PARENT, *extra_path]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
@@ -99,7 +106,7 @@ def run_probe(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            env=_child_env(extra_path or []),
+            env=_child_env(extra_path or [], scratch=tmp),
             start_new_session=True,  # so a timeout can kill the probe's own children too
         )
         interrupts.register(proc)  # Ctrl-Z, SIGCONT and a graceful end reach its group

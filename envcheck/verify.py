@@ -24,7 +24,7 @@ from .runner import ProbeOutcome, run_probe
 
 def probe_args(ctx: Context, name: str) -> dict[str, Any]:
     gpu = ctx.gpu_expected
-    if name.endswith(".kernels"):
+    if name.endswith((".kernels", ".compile")):
         return {"device": ("cuda" if name.startswith("torch") else "gpu") if gpu else "cpu"}
     if name == "torch.distributed":  # one rank per GPU (NCCL), else gloo on the CPU
         gpus = ctx.data("torch.facts").get("device_count", 0) if gpu else 0

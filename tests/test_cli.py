@@ -54,7 +54,10 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     assert "no NVIDIA driver" in checks["devices.gpus"]["cause"]
     # nothing falls back to the CPU: kernels and training are failed, not run on the CPU
     assert report["frameworks"] == list(FRAMEWORKS)
-    for cid in ("kernels.torch", *(f"training.{fw}" for fw in FRAMEWORKS)):
+    for cid in (
+        "kernels.torch",
+        *(f"{cat}.{fw}" for cat in ("compile", "training") for fw in FRAMEWORKS),
+    ):
         assert checks[cid]["status"] == "fail" and "not run" in checks[cid]["message"]
     assert "FAILED" in proc.stdout and "CPU-only build" in proc.stdout
 

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     build,
+    compile,
     devices,
     distributed,
     environment,

@@ -35,6 +35,10 @@ PROBES: dict[str, ProbeSpec] = {
     "tensorflow.facts": ProbeSpec("envcheck.probes.tf_probe:facts", 180, "tensorflow"),
     "tensorflow.kernels": ProbeSpec("envcheck.probes.tf_probe:kernels", 180, "tensorflow"),
     "tensorflow.train": ProbeSpec("envcheck.training.tf_mnist:train", 600, "tensorflow"),
+    # the compile stack: compilers/Triton/ptxas (no framework), torch.compile, XLA
+    "compile.toolchain": ProbeSpec("envcheck.probes.compile_probe:toolchain", 90),
+    "torch.compile": ProbeSpec("envcheck.probes.compile_probe:torch_compile", 300, "torch"),
+    "tensorflow.compile": ProbeSpec("envcheck.probes.compile_probe:tf_compile", 180, "tensorflow"),
 }
 
 
