@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from . import diagnose
@@ -100,8 +99,8 @@ def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                 )
             )
             rows.append(("  GPUs", ", ".join(d["name"] or "?" for d in tf["devices"]) or "none"))
-    # tool output is outside text: never let it read as rich markup
-    rows.extend((k, escape(v)) for k, v in _toolchain_rows(info.get("compile.toolchain")))
+    # tool output is outside text: render_info prints every row as plain Text (guard)
+    rows.extend(_toolchain_rows(info.get("compile.toolchain")))
     return rows
 
 
