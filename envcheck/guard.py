@@ -298,50 +298,38 @@ class BoundError(ValueError):
 def check_plain(value: Any, where: str = "") -> None:
     """Refuse nesting deeper than MAX_DEPTH, NaN/Infinity and over-long integers (ValueError
     naming the field). Iterative, so a deep file cannot exhaust the stack here."""
-    stack = [(value, where or "the top level", 0)]
+    stack = [(value, where, 0)]
     while stack:
         item, at, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise BoundError(f"{at} nests deeper than {MAX_DEPTH} levels")
+            raise BoundError(f"it nests deeper than {MAX_DEPTH} levels")
+        name = at or "the file"
         if isinstance(item, bool) or item is None or isinstance(item, str):
             continue
         if isinstance(item, int):
             if abs(item) >= MAX_INT:
-                raise BoundError(f"{at} is an integer of {len(str(abs(item)))} digits")
+                raise BoundError(f"{name} is an integer of {len(str(abs(item)))} digits")
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise BoundError(f"{at} is {item} (NaN/Infinity is not a number)")
+                raise BoundError(f"{name} is {item} (NaN/Infinity is not a number)")
         elif isinstance(item, dict):
             for k, v in item.items():
-                stack.append((v, f"{at}.{k}" if where or depth else str(k), depth + 1))
+                stack.append((v, f"{at}.{k}" if at else str(k), depth + 1))
         elif isinstance(item, (list, tuple)):
             for i, v in enumerate(item):
                 stack.append((v, f"{at}[{i}]", depth + 1))
 
 
-def _nesting(text: str, limit: int = MAX_DEPTH) -> bool:
-    """True when brackets open deeper than ``limit`` (a cheap upper bound, strings included)."""
-    depth = 0
-    for ch in text:
-        if ch in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif ch in "]}":
-            depth -= 1
-    return False
-
-
 def parse_text(text: str, fmt: str) -> Any:
-    """Parse JSON, TOML or YAML text with the guard's bounds; ValueError says why not."""
+    """Parse JSON, TOML or YAML text with the guard's bounds; ValueError says why not.
+
+    The parsers recurse per level: thousands of levels end in RecursionError (caught here,
+    before any stack runs out), and check_plain then holds every file to MAX_DEPTH.
+    """
     try:
         if fmt == "json":
-            if _nesting(text) and _json_depth(text) > MAX_DEPTH:
-                raise BoundError(f"it nests deeper than {MAX_DEPTH} levels")
             data = json.loads(text)
         elif fmt == "toml":
-            if _nesting(text):  # tomllib recurses per level
-                raise BoundError(f"it nests deeper than {MAX_DEPTH} levels")
             try:
                 import tomllib
             except ImportError:  # Python < 3.11
@@ -355,30 +343,6 @@ def parse_text(text: str, fmt: str) -> Any:
         raise BoundError(f"it nests deeper than {MAX_DEPTH} levels") from None
     check_plain(data)
     return data
-
-
-def _json_depth(text: str) -> int:
-    """The real bracket depth of JSON text, outside strings."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
-                return deepest
-        elif ch in "]}":
-            depth -= 1
-    return deepest
 
 
 def load_file(
