@@ -454,6 +454,10 @@ def printing_survives(render: Callable[[], None]) -> bool:
         render()
         sys.stdout.flush()
         return True
+    except SystemExit:
+        # rich's own answer to a closed pipe: stdout already points to /dev/null, then
+        # SystemExit(1), which would replace the command's verdict with a plain 1
+        return False
     except BrokenPipeError:
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
