@@ -198,6 +198,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from .checks import REGISTRY, Options
     from .guard import printing_survives, safe_text, warn_step_summary, write_output
+    from .progress import Ticker
     from .report import json_report, junit, summary, terminal
     from .verify import load_recording, save_facts, verify
 
@@ -222,7 +223,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if recording is not None:
         console.print(safe_text(_replay_note(args, recording, profile, frameworks)), soft_wrap=True)
     require_gpu = args.require_gpu or bool(recording and recording.require_gpu)
-    with err.status("envcheck: starting") as status:
+    with err.status("envcheck: starting") as status, Ticker(status) as ticker:
         report, ctx = verify(
             profile,
             frameworks,
@@ -232,7 +233,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             checks=checks,
             profile_source=_profile_source(args, recording),
             framework_option=args.framework,
-            on_start=lambda c: status.update(f"envcheck: {c.category}.{c.name}"),
+            on_start=lambda c: ticker.start(f"{c.category}.{c.name}"),
         )
     # The files first: whatever happens to stdout (`| head -1`, a terminal that cannot
     # encode a path) must not lose them.

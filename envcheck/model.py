@@ -107,6 +107,10 @@ class Report:
     envcheck_version: str
     started_at: str
     duration_s: float
+    # per probe: where it ran, seconds and their split (start, import, init, data, work, eval)
+    probes: dict[str, Any] = field(default_factory=dict)
+    # how the run went, beyond the checks (e.g. a shared worker that died and was replaced)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> Status:
@@ -142,6 +146,8 @@ class Report:
             "counts": self.counts(),
             "environment": self.environment,
             "categories": categories,
+            "probes": self.probes,
+            "notes": self.notes,
         }
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,44 +18,84 @@ from .checks.registry import PROBES, Check
 from .errors import EnvcheckError, split_cause_fix
 from .guard import finite, load_file, plain, write_output
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
-from .probes import environment
-from .profiles import FRAMEWORKS_ENV, PROFILES, Profile, infer_profile, resolve_frameworks
-from .runner import ProbeOutcome, run_probe
+from .probehost import LiveHost, ReplayHost
+from .profiles import (
+    FRAMEWORKS_ENV,
+    KNOWN_FRAMEWORKS,
+    PROFILES,
+    Profile,
+    infer_profile,
+    resolve_frameworks,
+)
+from .runner import ProbeOutcome
 
 
 def probe_args(ctx: Context, name: str) -> dict[str, Any]:
-    gpu = ctx.gpu_expected
-    if name.endswith((".kernels", ".compile")):
-        return {"device": ("cuda" if name.startswith("torch") else "gpu") if gpu else "cpu"}
-    if name == "torch.distributed":  # one rank per GPU (NCCL), else gloo on the CPU
-        gpus = ctx.data("torch.facts").get("device_count", 0) if gpu else 0
-        return {"gpus": gpus, "timeout": PROBES[name].timeout * ctx.options.timeout_scale * 0.8}
-    if name.endswith(".train"):
-        return {
-            "device": ("cuda" if name.startswith("torch") else "gpu") if gpu else "cpu",
-            "quick": ctx.options.quick or not gpu,
-            "mixed_precision": gpu,
-            "data_dir": ctx.options.data_dir,
-            "download": ctx.options.download,
-        }
-    return {}
+    return PROBES[name].build_args(ctx)
+
+
+def gather_with(host: Any) -> Callable[[Context, str], ProbeOutcome]:
+    """Gather through a probe host (live or replay); the spec says where the probe runs."""
+
+    def gather(ctx: Context, name: str) -> ProbeOutcome:
+        spec = PROBES[name]
+        return host.call(name, spec, spec.build_args(ctx), spec.timeout * ctx.options.timeout_scale)
+
+    return gather
 
 
 def gather_live(ctx: Context, name: str) -> ProbeOutcome:
-    if name == "environment":
-        named = ctx.profile.name if ctx.profile.named else None
-        return ProbeOutcome("environment", True, data=environment.gather(lock_env=named))
-    spec = PROBES[name]
-    return run_probe(spec.target, probe_args(ctx, name), spec.timeout * ctx.options.timeout_scale)
+    """One probe in a process of its own (``envcheck info``: a few cheap probes, no workers)."""
+    host = LiveHost(shared=False)
+    try:
+        return gather_with(host)(ctx, name)
+    finally:
+        host.close()
 
 
 def gather_recorded(recorded: dict[str, ProbeOutcome]) -> Callable[[Context, str], ProbeOutcome]:
-    def gather(ctx: Context, name: str) -> ProbeOutcome:
-        if name in recorded:
-            return recorded[name]
-        return ProbeOutcome(name, False, failure="error", error="not in the recorded facts")
+    return gather_with(ReplayHost(recorded))
 
-    return gather
+
+# Probes that start while the first checks run: cheap gatherers overlap the framework import.
+EARLY = ("environment", "nvml", "science")
+# TensorFlow and PyTorch train side by side only on a CPU run with cores enough for both
+# (never on a GPU, whose memory they would fight over).
+SIDE_BY_SIDE_MIN_CORES = 8
+# On a CPU run torchrun and its ranks (mostly single-threaded framework imports) start with
+# the torch worker's own import instead of after its training; never on a GPU (the ranks
+# would share it with the training).
+DISTRIBUTED_EARLY_MIN_CORES = 2
+
+
+def start_early(ctx: Context, host: LiveHost, checks: list[Check], heavy: bool = True) -> None:
+    """Start the probes every verify needs in the background, each framework's facts first
+    (its worker imports the framework while the cheap gatherers run). ``heavy``: also what
+    depends on the profile (it is False while the profile is still to be inferred)."""
+    # a framework that is not installed is left to its facts probe, run when a check asks
+    wanted = {c.framework for c in checks}
+    installed = [
+        fw for fw in ctx.frameworks if fw in KNOWN_FRAMEWORKS and fw in wanted and find_spec(fw)
+    ]
+    names = [f"{fw}.facts" for fw in installed]
+    names += list(EARLY)
+    cores = os.cpu_count() or 1
+    cpu_run = not ctx.gpu_expected
+    distributed = any(c.category == "distributed" for c in checks) and "torch" in installed
+    if heavy and cpu_run and distributed and cores >= DISTRIBUTED_EARLY_MIN_CORES:
+        names.append("torch.distributed")
+    if heavy and cpu_run and len(installed) > 1 and cores >= SIDE_BY_SIDE_MIN_CORES:
+        # each framework's training in its own worker at once
+        names += [
+            f"{c.framework}.train"
+            for c in checks
+            if c.category == "training" and c.framework in installed
+        ]
+    for name in names:
+        if name in PROBES and name not in ctx.facts and name not in ctx.pending:
+            spec = PROBES[name]
+            timeout = spec.timeout * ctx.options.timeout_scale
+            ctx.pending[name] = host.submit(name, spec, spec.build_args(ctx), timeout)
 
 
 # A facts file holds a few probes' JSON and stderr tails: kilobytes, not megabytes.
@@ -220,17 +261,28 @@ def verify(
 ) -> tuple[Report, Context]:
     """Run the checks. ``profile_source`` "infer" (no --expect, no $ENVCHECK_PROFILE) takes the
     profile from the installed builds; ``framework_option`` is --framework as given."""
-    gather = gather_recorded(recorded) if recorded is not None else gather_live
-    ctx = Context(profile, frameworks, require_gpu, options, gather, profile_source=profile_source)
+    host = ReplayHost(recorded) if recorded is not None else LiveHost()
+    ctx = Context(
+        profile, frameworks, require_gpu, options, gather_with(host), profile_source=profile_source
+    )
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     start = time.monotonic()
-    if profile_source == "infer":
-        infer_into(ctx, framework_option, live=recorded is None)
     selected = [
         c for c in (checks if checks is not None else REGISTRY) if include_heavy or not c.heavy
     ]
-    results = run_checks(ctx, selected, on_start)
-    env = ctx.outcome("environment")
+    try:
+        if recorded is None:
+            start_early(ctx, host, selected, heavy=profile_source != "infer")
+        if profile_source == "infer":
+            infer_into(ctx, framework_option, live=recorded is None)
+            if recorded is None:  # the inferred profile may add a framework
+                start_early(ctx, host, selected)
+        results = run_checks(ctx, selected, on_start)
+        env = ctx.outcome("environment")
+        host.close()  # workers end; a Ctrl-C while they do still aborts below
+    except BaseException:  # Ctrl-C, SIGTERM: every child ends, every temp folder goes
+        host.abort()
+        raise
     report = Report(
         profile=ctx.profile.name,
         frameworks=list(ctx.frameworks),
@@ -240,5 +292,21 @@ def verify(
         envcheck_version=__version__,
         started_at=started,
         duration_s=time.monotonic() - start,
+        probes=probe_summary(ctx.facts),
+        notes=list(host.notes),
     )
     return report, ctx
+
+
+def probe_summary(facts: dict[str, ProbeOutcome]) -> dict[str, dict[str, Any]]:
+    """Per probe: where it ran, its seconds and their split, and notes (for --json)."""
+    return {
+        name: {
+            "ok": o.ok,
+            "isolation": o.isolation,
+            "seconds": round(o.seconds, 3),
+            "timing": {k: round(v, 3) for k, v in o.timing.items()},
+            "notes": list(o.notes),
+        }
+        for name, o in sorted(facts.items())
+    }

@@ -22,6 +22,20 @@ def raises(args):
     raise ValueError("bad value in probe")
 
 
+def pid(args):
+    # which process served the call: a warm worker serves many
+    return {"answer": 42, "pid": os.getpid()}
+
+
+def result_then_abort(args):
+    # A CUDA destructor aborting at interpreter exit after the result is written
+    # (pytorch/pytorch#149762): the result is complete, the exit is not clean.
+    import atexit
+
+    atexit.register(os.abort)
+    return {"answer": 42}
+
+
 def fine(args):
     return {"answer": 42, "echo": args}
 

@@ -101,6 +101,22 @@ def skip_if_ignored(sig: signal.Signals) -> None:
         )
 
 
+def probe_running(tmpdir: Path, probe: str):
+    """A warm worker names itself after the probe it runs (/proc/PID/comm)."""
+
+    def running() -> list[int]:
+        found = []
+        for pid in started_by(tmpdir):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == probe:
+                    found.append(pid)
+            except OSError:
+                pass
+        return found
+
+    return running
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=NAME)
 def test_signal_during_verify_ends_the_probe_and_its_temp_dir(tmp_path: Path, sig):
     skip_if_ignored(sig)
@@ -118,7 +134,7 @@ def test_ctrl_c_during_torch_training(tmp_path: Path):
     tmpdir = tmp_path / "tmp"
     args = ["-m", "envcheck", "verify", "--framework", "torch", "--data-dir", str(MNIST_DIR)]
     proc = start(args, tmpdir)
-    wait_for(worker_running(tmpdir, "torch_mnist:train"), 300, "training.torch")
+    wait_for(probe_running(tmpdir, "torch.train"), 300, "training.torch")
     time.sleep(2)  # into the training loop
     interrupt(proc, signal.SIGINT, tmpdir)
 

@@ -68,3 +68,67 @@ def test_hanging_and_crashing_checks_fail_while_the_rest_run(misbehaving_probes)
     assert by_id["kernels.fine"].message == "answer 42"
     assert by_id["environment.python"].status is Status.PASS
     assert report.exit_code == 1
+
+
+def test_complete_result_wins_over_an_abort_at_exit():
+    # issue 24 item 2: the probe wrote its whole result, then the process died at exit
+    out = run_probe("probes_for_tests:result_then_abort", {}, timeout=60, extra_path=[TESTS_DIR])
+    assert out.ok and out.data == {"answer": 42}, out
+    assert out.notes == ["the probe process ended with signal SIGABRT after writing its result"]
+    assert out.to_dict()["notes"] == out.notes  # kept in the facts --save-facts writes
+
+
+@pytest.fixture
+def shared_worker_probes(monkeypatch):
+    # one framework ("testfw") whose probes share a warm worker, facts first as for torch
+    monkeypatch.setenv("PYTHONPATH", TESTS_DIR)
+    specs = {"facts": "pid", "crash": "abort", "hang": "hang", "after": "pid", "raise": "raises"}
+    for name, func in specs.items():
+        monkeypatch.setitem(
+            PROBES, f"testfw.{name}", ProbeSpec(f"probes_for_tests:{func}", 6, "testfw")
+        )
+
+
+def _shared_check(probe: str) -> Check:
+    def fn(ctx: Context):
+        return passed("kernels", probe, f"pid {ctx.data(f'testfw.{probe}')['pid']}")
+
+    return Check("kernels", probe, fn)
+
+
+def _run_shared(probes: list[str]):
+    report, ctx = verify(PROFILES["cpu"], (), False, Options(),
+                         checks=[_shared_check(p) for p in probes])  # fmt: skip
+    return {c.name: c for c in report.checks}, ctx, report
+
+
+@pytest.mark.parametrize("bad", ["crash", "hang"])
+def test_a_crash_or_hang_in_the_shared_worker_fails_that_check_only(shared_worker_probes, bad):
+    by_name, ctx, report = _run_shared(["facts", "raise", bad, "after"])
+    assert ctx.facts["testfw.facts"].isolation == "shared"
+    # the call raised: the worker lives on and serves the next call
+    assert by_name["raise"].status is Status.FAIL
+    assert ctx.facts["testfw.raise"].failure == "error"
+    first_pid = ctx.facts["testfw.facts"].data["pid"]
+    failed_outcome = ctx.facts[f"testfw.{bad}"]
+    assert by_name[bad].status is Status.FAIL
+    if bad == "crash":  # the worker died during this call
+        assert failed_outcome.failure == "signal"
+        assert "the shared testfw worker was killed by SIGABRT" in by_name[bad].message
+    else:  # it hung: killed at the probe's timeout
+        assert failed_outcome.failure == "timeout"
+        assert "timed out after 6 s" in by_name[bad].message
+    # the check after it still gets a verdict, from a fresh worker, and the report says so
+    assert by_name["after"].status is Status.PASS
+    after = ctx.facts["testfw.after"]
+    assert after.data["pid"] != first_pid
+    assert after.notes and f"during testfw.{bad}" in after.notes[0]
+    assert any(f"during testfw.{bad}" in n and "fresh worker" in n for n in report.notes)
+    assert report.to_dict()["notes"] == report.notes
+
+
+def test_shared_probes_run_in_one_worker(shared_worker_probes):
+    by_name, ctx, report = _run_shared(["facts", "after"])
+    assert by_name["after"].status is Status.PASS
+    assert ctx.facts["testfw.after"].data["pid"] == ctx.facts["testfw.facts"].data["pid"]
+    assert report.notes == [] and report.probes["testfw.after"]["isolation"] == "shared"

@@ -56,7 +56,7 @@ def test_quick_cpu_training_reaches_bar(framework: str):
     json.dumps(result)  # the runner passes it on as JSON
     assert result["framework"] == framework and result["device"] == "cpu"
     assert result["quick"] is True and result["epochs"] == 1
-    trained = QUICK_IMAGES // BATCH_SIZE * BATCH_SIZE  # full batches only
+    trained = QUICK_IMAGES[framework] // BATCH_SIZE * BATCH_SIZE  # full batches only
     assert result["train_images"] == trained and result["test_images"] == 10000
     assert result["test_accuracy"] >= BAR_QUICK, result
     mixed = result["mixed_precision"]

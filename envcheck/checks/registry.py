@@ -13,32 +13,115 @@ from ..model import CheckResult
 from ..profiles import Profile
 from ..runner import ProbeOutcome
 
+ISOLATIONS = ("shared", "fresh", "launcher", "inprocess")
+
 
 @dataclass(frozen=True)
 class ProbeSpec:
-    target: str  # module:function run by envcheck.worker
+    """A probe: ``target`` is ``module:function(args) -> dict``.
+
+    ``isolation`` (see probehost.py): "shared" runs in the framework's warm worker (the
+    default for a probe with a framework), "fresh" in a process of its own (the default
+    without one), "launcher" starts torchrun, "inprocess" is called directly. ``args`` builds
+    the probe's arguments from the context (default: none).
+    """
+
+    target: str
     timeout: float
     framework: str | None = None
+    isolation: str | None = None
+    args: Callable[[Context], dict[str, Any]] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.isolation is None:
+            object.__setattr__(self, "isolation", "shared" if self.framework else "fresh")
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"isolation {self.isolation!r} is not one of {ISOLATIONS}")
+
+    def build_args(self, ctx: Context) -> dict[str, Any]:
+        return self.args(ctx) if self.args else {}
+
+
+def _device(ctx: Context, framework: str) -> str:
+    if not ctx.gpu_expected:
+        return "cpu"
+    return "cuda" if framework == "torch" else "gpu"
+
+
+def environment_args(ctx: Context) -> dict[str, Any]:
+    return {"lock_env": ctx.profile.name if ctx.profile.named else None}
+
+
+def kernel_args(framework: str) -> Callable[[Context], dict[str, Any]]:
+    return lambda ctx: {"device": _device(ctx, framework)}
+
+
+def train_args(framework: str) -> Callable[[Context], dict[str, Any]]:
+    def build(ctx: Context) -> dict[str, Any]:
+        gpu = ctx.gpu_expected
+        quick = ctx.options.quick or not gpu
+        return {
+            "device": _device(ctx, framework),
+            "quick": quick,
+            "mixed_precision": gpu,
+            "data_dir": ctx.options.data_dir,
+            "download": ctx.options.download,
+            # the accuracy curve feeds time-to-99% on a GPU run; the quick run needs only
+            # its final accuracy, so it evaluates once
+            "curve": not quick,
+        }
+
+    return build
+
+
+def distributed_args(ctx: Context) -> dict[str, Any]:
+    # one rank per GPU (NCCL), else gloo on the CPU
+    gpus = ctx.data("torch.facts").get("device_count", 0) if ctx.gpu_expected else 0
+    return {"gpus": gpus, "timeout": PROBES["torch.distributed"].timeout
+            * ctx.options.timeout_scale * 0.8}  # fmt: skip
 
 
 PROBES: dict[str, ProbeSpec] = {
+    "environment": ProbeSpec(
+        "envcheck.probes.environment:probe", 60, isolation="inprocess", args=environment_args
+    ),
     "nvml": ProbeSpec("envcheck.probes.nvml:gather", 30),
     "science": ProbeSpec("envcheck.probes.science:gather", 120),
     "torch.facts": ProbeSpec("envcheck.probes.torch_probe:facts", 120, "torch"),
-    "torch.kernels": ProbeSpec("envcheck.probes.torch_probe:kernels", 180, "torch"),
-    "torch.assert": ProbeSpec("envcheck.probes.torch_probe:device_assert", 120, "torch"),
-    "torch.distributed": ProbeSpec("envcheck.distributed.launch:probe", 300, "torch"),
+    "torch.kernels": ProbeSpec(
+        "envcheck.probes.torch_probe:kernels", 180, "torch", args=kernel_args("torch")
+    ),
+    # its own process: after a device-side assert the CUDA context is unusable
+    "torch.assert": ProbeSpec(
+        "envcheck.probes.torch_probe:device_assert", 120, "torch", isolation="fresh"
+    ),
+    "torch.distributed": ProbeSpec(
+        "envcheck.distributed.launch:probe", 300, "torch", "launcher", distributed_args
+    ),
     # every GPU pair; a hung copy is named after its own 20 s deadline, well within this. Its
     # own process, never a shared worker: a hung copy leaves the CUDA context wedged
-    "torch.p2p": ProbeSpec("envcheck.probes.p2p:probe", 240, "torch"),
-    "torch.train": ProbeSpec("envcheck.training.torch_mnist:train", 600, "torch"),
+    "torch.p2p": ProbeSpec("envcheck.probes.p2p:probe", 240, "torch", isolation="fresh"),
+    "torch.train": ProbeSpec(
+        "envcheck.training.torch_mnist:train", 600, "torch", args=train_args("torch")
+    ),
     "tensorflow.facts": ProbeSpec("envcheck.probes.tf_probe:facts", 180, "tensorflow"),
-    "tensorflow.kernels": ProbeSpec("envcheck.probes.tf_probe:kernels", 180, "tensorflow"),
-    "tensorflow.train": ProbeSpec("envcheck.training.tf_mnist:train", 600, "tensorflow"),
+    "tensorflow.kernels": ProbeSpec(
+        "envcheck.probes.tf_probe:kernels", 180, "tensorflow", args=kernel_args("tensorflow")
+    ),
+    "tensorflow.train": ProbeSpec(
+        "envcheck.training.tf_mnist:train", 600, "tensorflow", args=train_args("tensorflow")
+    ),
     # the compile stack: compilers/Triton/ptxas (no framework), torch.compile, XLA
     "compile.toolchain": ProbeSpec("envcheck.probes.compile_probe:toolchain", 90),
-    "torch.compile": ProbeSpec("envcheck.probes.compile_probe:torch_compile", 300, "torch"),
-    "tensorflow.compile": ProbeSpec("envcheck.probes.compile_probe:tf_compile", 180, "tensorflow"),
+    "torch.compile": ProbeSpec(
+        "envcheck.probes.compile_probe:torch_compile", 300, "torch", args=kernel_args("torch")
+    ),
+    "tensorflow.compile": ProbeSpec(
+        "envcheck.probes.compile_probe:tf_compile",
+        180,
+        "tensorflow",
+        args=kernel_args("tensorflow"),
+    ),
 }
 
 
@@ -69,6 +152,8 @@ class Context:
     # Gathers one probe's facts on first use (a subprocess), or looks them up when replaying.
     gather: Callable[[Context, str], ProbeOutcome]
     facts: dict[str, ProbeOutcome] = field(default_factory=dict)
+    # probes started ahead (overlapped): name -> Future of its ProbeOutcome
+    pending: dict[str, Any] = field(default_factory=dict)
     # where the profile came from, for the report: --expect, $ENVCHECK_PROFILE or inferred
     profile_source: str = ""
 
@@ -78,7 +163,10 @@ class Context:
 
     def outcome(self, probe: str) -> ProbeOutcome:
         if probe not in self.facts:
-            self.facts[probe] = self.gather(self, probe)
+            if probe in self.pending:
+                self.facts[probe] = self.pending.pop(probe).result()
+            else:
+                self.facts[probe] = self.gather(self, probe)
         return self.facts[probe]
 
     def data(self, probe: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import diagnose, interrupts
-from ..runner import PACKAGE_PARENT, TailReader
+from ..runner import SCRATCH_ENV, Child, child_env, describe_exit
 from .bandwidth import DEFAULT_SIZES
 from .ranks import GLOO_FIX, NCCL_FIX
 
 MAX_RESULT_BYTES = 4 * 2**20
 LOG_KEPT = 64 * 1024  # torchrun's failure summary sits at the end of its log
+# how long torchrun gets to end its ranks after SIGTERM before it is killed
+STOP_GRACE = 15.0
 # torchrun's ChildFailedError summary: "rank      : 1 (local_rank: 1)\n  exitcode  : -9 ..."
 ROOT_CAUSE = re.compile(
     r"Root Cause.*?host\s*:\s*(\S+)\s*\n\s*rank\s*:\s*(\d+) \(local_rank: (\d+)\)\s*\n"
@@ -59,15 +60,6 @@ def torchrun_command(
     ]
 
 
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit code {code}"
-
-
 def root_cause(log: str) -> dict[str, Any] | None:
     """The first failed rank in torchrun's summary: rank, local rank, host, exit code."""
     m = ROOT_CAUSE.search(log)
@@ -75,16 +67,6 @@ def root_cause(log: str) -> dict[str, Any] | None:
         return None
     host, rank, local, code = m.groups()
     return {"rank": int(rank), "local_rank": int(local), "host": host, "exitcode": int(code)}
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM torchrun (it ends its ranks), then SIGKILL if it does not finish."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
@@ -106,7 +88,7 @@ def run_local(
 ) -> dict[str, Any]:
     """The combined result of one torchrun on this machine; failures are data, never raised.
 
-    SIGTERM/SIGHUP (envcheck ending the probe) become Interrupted here, so that torchrun is
+    SIGTERM/SIGHUP (envcheck ending the launcher) become Interrupted here, so that torchrun is
     stopped and the temp folder removed instead of this process ending on the spot.
     """
     with interrupts.handled():
@@ -121,42 +103,31 @@ def _run_local(
     timeout: float,
     extra_env: dict[str, str] | None,
 ) -> dict[str, Any]:
-    env = dict(os.environ, **(extra_env or {}))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+    env = child_env(extra=extra_env)
     # the ranks give up (and name who is behind) well before the launcher's own limit,
     # which also covers starting torchrun and tearing the ranks down (~15 s on a busy machine)
     rank_timeout = max(min(timeout * 0.6, timeout - 30), 5.0)
     start = time.monotonic()
-    timed_out = False
-    with tempfile.TemporaryDirectory(prefix="envcheck-dist-") as tmp:
+    # inside the probe's scratch folder when verify runs it: that goes with the probe even
+    # when the launcher is killed before its own cleanup
+    scratch = os.environ.get(SCRATCH_ENV) or None
+    with tempfile.TemporaryDirectory(prefix="envcheck-dist-", dir=scratch) as tmp:
         out = Path(tmp, "result.json")
         # torchrun's own torchelastic_* folders go inside ours, so they go with it
         env["TMPDIR"] = tmp
         sizes = sizes or list(DEFAULT_SIZES)
         cmd = torchrun_command(nproc, out, backend, sizes, iters, rank_timeout)
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        interrupts.register(proc)  # Ctrl-Z reaches torchrun's ranks (own sessions) too
-        # only the end of the log is read (torchrun's failure summary), so it is kept bounded
-        log_reader = TailReader(proc.stdout, keep=LOG_KEPT)
+        # torchrun gets SIGTERM (it ends its ranks, each in a session of its own), then
+        # SIGKILL; only the end of its log is read (its failure summary)
+        child = Child(cmd, env, keep=LOG_KEPT, own_group=False, stop_signal=signal.SIGTERM,
+                      grace=STOP_GRACE, merge_output=True)  # fmt: skip
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop(proc)
-        except BaseException:  # Ctrl-C: end torchrun and its ranks before leaving
-            _stop(proc)
-            raise
-        finally:
-            log = log_reader.finish()
+            timed_out = not child.wait(timeout)
+        finally:  # also on Ctrl-C: end torchrun and its ranks before leaving
+            log = child.finish()
         result = _read_result(out)
     seconds = time.monotonic() - start
-    return interpret(result, log or "", proc.returncode, timed_out, timeout, nproc, backend) | {
+    return interpret(result, log or "", child.returncode, timed_out, timeout, nproc, backend) | {
         "launcher_seconds": seconds,
         "log_tail": (log or "")[-2000:],
     }

@@ -158,3 +158,8 @@ def gather(environ: dict[str, str] | None = None, lock_env: str | None = None) -
         "lock_drift": lock_drift(prefix, env.get("PIXI_PROJECT_ROOT"), env, lock_env),
         "container": container_facts(env),
     }
+
+
+def probe(args: dict[str, Any]) -> dict[str, Any]:
+    """The probe host's entry (in-process): ``args["lock_env"]`` as for gather."""
+    return gather(lock_env=args.get("lock_env"))

@@ -6,6 +6,8 @@ import os
 import time
 from typing import Any
 
+from envcheck.phases import phase
+
 
 def log_library_loads() -> None:
     """Make TF name the GPU libraries it cannot load, on stderr, for the parent to read.
@@ -22,12 +24,14 @@ def log_library_loads() -> None:
 def facts(args: dict[str, Any]) -> dict[str, Any]:
     log_library_loads()  # before TF reads its logging settings, at import
     start = time.perf_counter()
-    import tensorflow as tf
+    with phase("import"):
+        import tensorflow as tf
 
     tf_seconds = time.perf_counter() - start
     start = time.perf_counter()
     try:
-        import keras
+        with phase("import"):
+            import keras
 
         keras_info = {
             "ok": True,
@@ -73,7 +77,9 @@ def _devices(tf, args) -> list[str]:
 
 def kernels(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
-    import tensorflow as tf
+
+    with phase("import"):
+        import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
         tf.config.experimental.set_memory_growth(gpu, True)

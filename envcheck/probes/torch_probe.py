@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from envcheck.phases import phase
+
 
 def _cuda_init_error(torch) -> str | None:
     """Why CUDA is unusable, in the driver's words (is_available() only says False)."""
@@ -17,7 +19,8 @@ def _cuda_init_error(torch) -> str | None:
 
 def facts(args: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
-    import torch
+    with phase("import"):
+        import torch
 
     out: dict[str, Any] = {
         "import_seconds": time.perf_counter() - start,
@@ -33,7 +36,8 @@ def facts(args: dict[str, Any]) -> dict[str, Any]:
     out["arch_list"] = torch.cuda.get_arch_list()
     out.update(_cudnn_facts(torch))
     out["nccl"] = _safe(lambda: ".".join(map(str, torch.cuda.nccl.version())))
-    out["init_error"] = _cuda_init_error(torch)
+    with phase("init"):  # creates the CUDA context (once per process)
+        out["init_error"] = _cuda_init_error(torch)
     out["cuda_available"] = torch.cuda.is_available()
     if out["cuda_available"]:
         out["device_count"] = torch.cuda.device_count()
@@ -158,7 +162,8 @@ def _autocast_check(torch, device: str) -> dict[str, Any]:
 
 
 def kernels(args: dict[str, Any]) -> dict[str, Any]:
-    import torch
+    with phase("import"):
+        import torch
 
     results = []
     for device in _devices(torch, args):
@@ -226,7 +231,8 @@ def device_assert(args: dict[str, Any]) -> dict[str, Any]:
     recorded as it is (type, CUDA error code, first line): out of memory, "no kernel image" or
     a broken context are RuntimeErrors too, and the check tells them from the assert.
     """
-    import torch
+    with phase("import"):
+        import torch
 
     if not torch.cuda.is_available():
         return {"ran": False}

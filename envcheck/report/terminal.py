@@ -49,6 +49,8 @@ def render(report: Report, console: Console) -> None:
                     table.add_row("", "", safe_text(f"cause: {c.cause}", style=STYLE[c.status]))
                 table.add_row("", "", safe_text(f"fix:   {c.fix}", style="cyan"))
     console.print(table)
+    for note in report.notes:  # e.g. a shared worker that died and was replaced
+        console.print(Text(f"note: {note}", style="yellow"))
     counts = report.counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     verdict = "FAILED" if report.exit_code else "PASSED"

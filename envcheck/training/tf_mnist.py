@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from envcheck.errors import EnvcheckError
+from envcheck.phases import phase
 from envcheck.training import (
     cpu_name,
     load_data,
@@ -36,21 +37,24 @@ FP16_LOSS_SCALE = 256.0
 
 
 def train(args: dict) -> dict:
-    import tensorflow as tf
+    with phase("import"):
+        import tensorflow as tf
 
-    device, name = _device(tf, args.get("device"))
-    cfg = settings(args, on_gpu=device == "gpu")
+    with phase("init"):
+        device, name = _device(tf, args.get("device"))
+    cfg = settings(args, on_gpu=device == "gpu", framework="tensorflow")
     tf.keras.utils.set_random_seed(cfg["seed"])
 
     (x_np, y_np, xt_np, yt_np), load_s = load_data(cfg)
     placement = "/GPU:0" if device == "gpu" else "/CPU:0"
     with tf.device(placement):
         start = time.perf_counter()
-        data = (*_to_device(tf, x_np, y_np), *_to_device(tf, xt_np, yt_np))
-        float(tf.reduce_sum(data[3]))  # wait for the copies before stopping the clock
+        with phase("data"):
+            data = (*_to_device(tf, x_np, y_np), *_to_device(tf, xt_np, yt_np))
+            float(tf.reduce_sum(data[3]))  # wait for the copies before stopping the clock
         load_s += time.perf_counter() - start
 
-        run = _fit(tf, cfg, data, policy=None, curve=True)
+        run = _fit(tf, cfg, data, policy=None, curve=cfg["curve"])
         mixed = None
         if cfg["mixed_precision"]:
             # A second, identical run in mixed precision proves low-precision kernels train.

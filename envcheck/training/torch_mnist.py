@@ -11,6 +11,7 @@ import contextlib
 import time
 
 from envcheck.errors import EnvcheckError
+from envcheck.phases import phase
 from envcheck.training import (
     cpu_name,
     load_data,
@@ -29,22 +30,25 @@ QUICK_WIDTHS = (16, 32)
 
 
 def train(args: dict) -> dict:
-    import torch
+    with phase("import"):
+        import torch
 
-    device = _device(torch, args.get("device"))
-    cfg = settings(args, on_gpu=device.type == "cuda")
+    with phase("init"):
+        device = _device(torch, args.get("device"))
+    cfg = settings(args, on_gpu=device.type == "cuda", framework="torch")
     torch.manual_seed(cfg["seed"])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: autotune once, in step one
 
     (x_np, y_np, xt_np, yt_np), load_s = load_data(cfg)
     start = time.perf_counter()
-    x, y = _to_device(torch, x_np, y_np, device)
-    xt, yt = _to_device(torch, xt_np, yt_np, device)
-    _sync(torch, device)
+    with phase("data"):
+        x, y = _to_device(torch, x_np, y_np, device)
+        xt, yt = _to_device(torch, xt_np, yt_np, device)
+        _sync(torch, device)
     load_s += time.perf_counter() - start
 
-    run = _fit(torch, cfg, device, (x, y, xt, yt), autocast=None, curve=True)
+    run = _fit(torch, cfg, device, (x, y, xt, yt), autocast=None, curve=cfg["curve"])
     mixed = None
     if cfg["mixed_precision"]:
         # A second, identical run under autocast proves low-precision kernels train too.
