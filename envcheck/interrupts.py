@@ -17,9 +17,11 @@ probe), which the terminal's signals do not reach. Whoever starts one registers 
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -154,6 +156,27 @@ def _continue(_signum: int, _frame: object) -> None:
     forward(signal.SIGCONT)
 
 
+def _unraisable(hook: Any) -> Any:
+    """A sys.unraisablehook that does not swallow an interrupt.
+
+    A signal that lands while Python runs a callback whose exceptions cannot propagate (a
+    weakref or import-lock callback) would print "Exception ignored ... Interrupted" and be
+    lost. Instead it is raised again at once, in the main thread's normal flow.
+    """
+
+    def on_unraisable(info: Any) -> None:
+        exc = getattr(info, "exc_value", None)
+        if isinstance(exc, Interrupted):
+            signal.signal(exc.signum, _raise)
+            # from another thread, so that it lands after this hook, in the normal flow
+            args = (exc.signum,) if sys.version_info >= (3, 10) else ()  # 3.9: as SIGINT
+            threading.Timer(0.01, _thread.interrupt_main, args=args).start()
+            return
+        hook(info)
+
+    return on_unraisable
+
+
 @contextlib.contextmanager
 def handled() -> Iterator[None]:
     """Turn SIGINT, SIGTERM and SIGHUP into :class:`Interrupted` while the block runs, and
@@ -169,9 +192,12 @@ def handled() -> Iterator[None]:
     for sig, handler in zip(JOB_SIGNALS, (_stop, _continue)):
         if previous[sig] is not signal.SIG_IGN:
             signal.signal(sig, handler)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable(previous_hook)
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for sig, handler in previous.items():
             if handler is not None:
                 signal.signal(sig, handler)

@@ -66,6 +66,14 @@ def _marked(marker: str) -> list[int]:
     return out
 
 
+def _gone(marker: str, within: float = 15.0) -> list[int]:
+    """The marked processes still alive after up to ``within`` seconds (polled)."""
+    deadline = time.monotonic() + within
+    while _marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _marked(marker)
+
+
 def test_bandwidth_follows_nccl_tests_definitions():
     assert algbw_gbps(10**9, 0.5) == 2.0
     # all-reduce moves 2(n-1)/n of the data over each rank's link
@@ -199,8 +207,8 @@ def test_launcher_timeout_ends_torchrun_and_every_rank():
     mark = {FAULT_ENV: "hang:1", "ENVCHECK_TEST_MARK": "timeout"}
     r = run_local(2, "gloo", [4096], iters=1, timeout=6, extra_env=mark)
     assert not r["ok"] and r["failure"]["message"] == "no result within 6 s"
-    time.sleep(2)  # a rank whose torchrun is gone ends itself within 0.2 s
-    assert _marked("timeout") == []
+    # a rank whose torchrun is gone ends itself within 0.2 s (more on a loaded machine)
+    assert _gone("timeout") == []
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
@@ -219,8 +227,7 @@ def test_ctrl_c_during_the_verify_probe_ends_torchrun_and_every_rank():
         assert len(_marked("ctrlc")) >= 5  # parent, worker, torchrun, 2 ranks
         parent.send_signal(signal.SIGINT)
         assert parent.wait(30) != 0
-        time.sleep(2)
-        assert _marked("ctrlc") == []
+        assert _gone("ctrlc") == []
     finally:
         for pid in _marked("ctrlc"):
             os.kill(pid, signal.SIGKILL)
