@@ -7,7 +7,7 @@ build and training all included in ``wall_seconds``), exactly as verify runs it.
     python bench/mnist.py --framework torch --device cpu --full --json out.json
     python bench/mnist.py --framework torch --verify   # also time a whole cold `verify`
 
-The README's benchmark table is derived from recorded runs (see readme_table.py):
+The benchmark table of docs/benchmark.md is derived from recorded runs (see readme_table.py):
 
     python bench/mnist.py --device cpu --quick --seeds 0-3 --record bench/results/cpu.json
     python bench/mnist.py --table                  # rewrite the table from bench/results/
@@ -178,22 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         type=Path,
         help="store the runs' figures in FILE (bench/results/NAME.json) and rewrite the "
-        "README table from bench/results/",
+        "docs/benchmark.md table from bench/results/",
     )
     p.add_argument("--machine", help="the machine, as the table names it (with --record)")
     p.add_argument(
         "--table",
         action="store_true",
-        help="run nothing: rewrite the README table from bench/results/ and print it",
+        help="run nothing: rewrite the docs/benchmark.md table from bench/results/ and print it",
     )
     return p
 
 
 def write_table() -> str:
-    """Rewrite the README's benchmark table from bench/results/*.json; return it."""
+    """Rewrite the benchmark table of docs/benchmark.md from bench/results/*.json; return it."""
     table = readme_table.render(readme_table.load_all())
-    text = readme_table.README.read_text(encoding="utf-8")
-    write_atomic(readme_table.README, readme_table.splice(text, table))
+    text = readme_table.PAGE.read_text(encoding="utf-8")
+    write_atomic(readme_table.PAGE, readme_table.splice(text, table))
     return table
 
 
@@ -214,10 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     frameworks = list(KNOWN_FRAMEWORKS) if ns.framework == "both" else [ns.framework]
     rows = []
     for framework in frameworks:
-        for seed in ns.seeds:
+        for i, seed in enumerate(ns.seeds):
             row = bench_one(framework, seed, ns)
             print(f"seed {seed}: ", end="")
             print_row(row)
+            if not row["ok"] and i + 1 < len(ns.seeds):
+                # a run that fails (no GPU, no data, a crash) fails the same for every seed:
+                # say it once, not once per seed
+                rest = ", ".join(str(s) for s in ns.seeds[i + 1 :])
+                print(f"seeds {rest}: {framework}: not run: seed {seed} failed (see above)")
+                rows.append(row)
+                break
             if ns.verify:
                 row.update(bench_verify(framework, ns))
                 print(
@@ -244,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         merged = readme_table.record(ns.record, data["machine"], summaries)
         write_atomic(ns.record, json.dumps(merged, indent=2) + "\n")
         write_table()
-        print(f"bench: recorded in {ns.record}; README table rewritten")
+        print(f"bench: recorded in {ns.record}; docs/benchmark.md table rewritten")
     return 0 if ok else 1
 
 

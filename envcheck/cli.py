@@ -37,12 +37,19 @@ PLUGGED = {
 }
 
 
-def _add_selection(p: argparse.ArgumentParser) -> None:
+def _add_selection(p: argparse.ArgumentParser, infer: bool = False) -> None:
+    """--expect, --framework, --require-gpu; ``infer``: without a profile named, verify takes it
+    from the installed builds (info does not)."""
+    fallback = (
+        "else inferred from the installed builds: the CUDA line of a CUDA build, or cpu"
+        if infer
+        else "else cpu"
+    )
     p.add_argument(
         "--expect",
         metavar="PROFILE",
-        help="cpu, cuda11, cuda12 or cuda13 "
-        "(default: $ENVCHECK_PROFILE, set by the pixi env, else cpu)",
+        help=f"cpu, cuda11, cuda12 or cuda13 (default: $ENVCHECK_PROFILE, set by the pixi env, "
+        f"{fallback})",
     )
     p.add_argument(
         "--framework",
@@ -64,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser(
         "verify", help="check imports, builds, GPUs, kernels, compile and MNIST training"
     )
-    _add_selection(v)
+    _add_selection(v, infer=True)
     v.add_argument("--quick", action="store_true", help="short training run (bar 97%%)")
     v.add_argument("--json", metavar="FILE", type=Path, help="write the JSON report")
     v.add_argument("--junit", metavar="FILE", type=Path, help="write a JUnit XML report")
@@ -214,14 +221,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     if recording is None and not args.no_training:
         _check_named_data_dir(args.data_dir)
-    left_out = {"training"} if args.no_training else set()
+    # facts saved with --no-training hold no training run: replaying them skips training too,
+    # instead of failing it as if the env were broken
+    untrained = recording is not None and recording.no_training
+    skip_training = args.no_training or untrained
+    left_out = {"training"} if skip_training else set()
     if args.no_compile:
         left_out.add("compile")
     checks = [c for c in REGISTRY if c.category not in left_out]
     console = Console(stderr=False)
     err = Console(stderr=True)
     if recording is not None:
-        console.print(safe_text(_replay_note(args, recording, profile, frameworks)), soft_wrap=True)
+        note = _replay_note(args, recording, profile, frameworks)
+        if untrained and not args.no_training:
+            note += "; training not replayed: the facts hold no training run (--no-training)"
+        console.print(safe_text(note), soft_wrap=True)
     require_gpu = args.require_gpu or bool(recording and recording.require_gpu)
     with err.status("envcheck: starting") as status, Ticker(status) as ticker:
         report, ctx = verify(
@@ -242,7 +256,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.junit:
         write_output(args.junit, junit.to_junit(report), "--junit")
     if args.save_facts:
-        save_facts(args.save_facts, ctx)
+        save_facts(args.save_facts, ctx, no_training=skip_training)
     warn_step_summary(summary.to_markdown(report))
     printing_survives(lambda: terminal.render(report, console))
     return report.exit_code
@@ -326,7 +340,7 @@ def missing_module(exc: ModuleNotFoundError) -> str:
     return (
         f"{name} is not installed in this Python ({sys.executable}), and envcheck needs it "
         f"here; install it (`{sys.executable} -m pip install {name}`) or run envcheck from the "
-        "pixi environment (pixi run verify)"
+        "pixi environment (pixi run --locked verify)"
     )
 
 

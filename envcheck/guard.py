@@ -426,6 +426,27 @@ def plain(text: Any) -> str:
     return _SURROGATES.sub("\ufffd", _CONTROLS.sub("", _ESCAPES.sub("", str(text))))
 
 
+def plain_copy(value: Any) -> Any:
+    """A copy of plain data or dataclasses (a Report) with every string made plain(): one
+    call before rendering, so that no renderer has to remember it."""
+    import dataclasses
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return value  # Status is a str enum: kept as itself
+    if isinstance(value, str):
+        return plain(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: plain_copy(getattr(value, f.name)) for f in dataclasses.fields(value)
+                   if f.init}  # fmt: skip
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, dict):
+        return {plain_copy(k): plain_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_copy(v) for v in value)
+    return value
+
+
 def one_line(text: Any) -> str:
     """plain(), on one line (for error messages and table cells)."""
     return " ".join(plain(text).split("\n"))

@@ -22,7 +22,21 @@ def gather_info(ctx: Context) -> dict[str, Any]:
     for name in names:
         o = ctx.outcome(name)
         info[name] = o.data if o.ok else {"error": o.describe_failure()}
+        module = name.split(".")[0]
+        if not o.ok and f"No module named '{module}'" in (o.error or ""):
+            info[name]["missing"] = True  # not installed: say so, not the raw exception
     return info
+
+
+def _failed(name: str, module: str, facts: dict[str, Any]) -> str:
+    """One line for a framework whose facts could not be read."""
+    if facts.get("missing"):
+        return (
+            f"not installed in this Python; leave it out with --framework "
+            f"(or ENVCHECK_FRAMEWORKS), or install {module}"
+        )
+    lines = str(facts["error"]).strip().splitlines() or ["failed"]
+    return f"{name} could not be read: {lines[-1]}"  # the exception's last line, no traceback
 
 
 def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
@@ -66,8 +80,9 @@ def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "PyTorch",
-                t.get("error")
-                or f"{t['version']}, CUDA build {t.get('cuda_build') or 'none (CPU)'}",
+                _failed("PyTorch", "torch", t)
+                if t.get("error")
+                else f"{t['version']}, CUDA build {t.get('cuda_build') or 'none (CPU)'}",
             )
         )
         if t.get("cuda_build"):
@@ -87,7 +102,7 @@ def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     tf = info.get("tensorflow.facts")
     if tf is not None:
         if tf.get("error"):
-            rows.append(("TensorFlow", tf["error"]))
+            rows.append(("TensorFlow", _failed("TensorFlow", "tensorflow", tf)))
         else:
             b = tf.get("build_info", {})
             cuda = b.get("cuda_version") or "none (CPU)"

@@ -30,6 +30,9 @@ class Status(str, enum.Enum):
     WARN = "warn"
     SKIP = "skip"
     FAIL = "fail"
+    # did not run because a check it needs failed (envcheck.rootcause): counted apart from
+    # failures, and fails closed in the overall verdict
+    NOT_RUN = "not_run"
 
 
 @dataclass
@@ -57,6 +60,8 @@ class CheckResult:
     duration_s: float = 0.0
     devices: list[DeviceResult] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    # the root-cause check ids this result follows from (set by envcheck.rootcause)
+    follows: list[str] = field(default_factory=list)
 
     @property
     def check_id(self) -> str:
@@ -88,9 +93,10 @@ def worst(statuses: list[Status]) -> Status:
     """The overall status: FAIL > WARN > PASS; SKIP only when nothing ran at all.
 
     A run that passed everything it was asked to check (e.g. `--framework torch`, where the
-    TensorFlow checks are skipped) is a pass, not a skip.
+    TensorFlow checks are skipped) is a pass, not a skip. NOT_RUN counts as FAIL: a check
+    that could not run proved nothing (it fails closed).
     """
-    ran = [s for s in statuses if s is not Status.SKIP]
+    ran = [Status.FAIL if s is Status.NOT_RUN else s for s in statuses if s is not Status.SKIP]
     if statuses and not ran:
         return Status.SKIP
     order = [Status.PASS, Status.WARN, Status.FAIL]
@@ -120,6 +126,11 @@ class Report:
     def exit_code(self) -> int:
         return 1 if self.status is Status.FAIL else 0
 
+    @property
+    def root_causes(self) -> list[str]:
+        """The failed checks that follow from no other failure, in report order."""
+        return [c.check_id for c in self.checks if c.status is Status.FAIL and not c.follows]
+
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}
         for c in self.checks:
@@ -144,6 +155,7 @@ class Report:
             "status": self.status.value,
             "exit_code": self.exit_code,
             "counts": self.counts(),
+            "root_causes": self.root_causes,
             "environment": self.environment,
             "categories": categories,
             "probes": self.probes,

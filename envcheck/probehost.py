@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .runner import (
+    NOT_RECORDED,
     STDERR_KEPT,
     Child,
     ProbeOutcome,
@@ -311,7 +312,7 @@ class ReplayHost:
     def call(self, name: str, spec: Any, args: dict, timeout: float) -> ProbeOutcome:
         if name in self.recorded:
             return self.recorded[name]
-        return ProbeOutcome(name, False, failure="error", error="not in the recorded facts")
+        return ProbeOutcome(name, False, failure="error", error=NOT_RECORDED)
 
     def close(self) -> None:
         pass

@@ -28,6 +28,11 @@ STDERR_KEPT = 8000
 MAX_RESULT_BYTES = 16 * 2**20
 
 
+# What a replay says of a probe its recording lacks (facts saved by an older envcheck, or with
+# --no-training): verify and the compile checks treat it as a gap, not as a broken env.
+NOT_RECORDED = "not in the recorded facts"
+
+
 @dataclass
 class ProbeOutcome:
     target: str

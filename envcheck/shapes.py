@@ -124,6 +124,7 @@ def check_recording(raw: Any) -> None:
     field(raw, "profile", OPTIONAL_STR, "")
     string_list(raw, "frameworks", "")
     field(raw, "require_gpu", bool, "")
+    field(raw, "no_training", bool, "")
     facts = field(raw, "facts", dict, "", required=True)
     for name, outcome in facts.items():
         check_outcome(outcome, f"facts.{name}")

@@ -16,6 +16,7 @@ from . import __version__, diagnose
 from .checks import REGISTRY, Context, Options, ProbeFailed
 from .checks.registry import PROBES, Check
 from .errors import EnvcheckError, split_cause_fix
+from .fixes import fit_fixes
 from .guard import finite, load_file, plain, write_output
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probehost import LiveHost, ReplayHost
@@ -27,7 +28,8 @@ from .profiles import (
     infer_profile,
     resolve_frameworks,
 )
-from .runner import ProbeOutcome
+from .rootcause import group_follow_ons
+from .runner import NOT_RECORDED, ProbeOutcome
 
 
 def probe_args(ctx: Context, name: str) -> dict[str, Any]:
@@ -110,6 +112,7 @@ class Recording:
     profile: str | None
     frameworks: tuple[str, ...] | None
     require_gpu: bool
+    no_training: bool = False  # saved by a verify --no-training: holds no training run
 
 
 def load_recording(path: Path) -> Recording:
@@ -131,14 +134,16 @@ def load_recording(path: Path) -> Recording:
         raw.get("profile"),
         tuple(frameworks) if frameworks else None,
         bool(raw.get("require_gpu", False)),
+        raw.get("no_training") is True,
     )
 
 
-def save_facts(path: Path, ctx: Context) -> None:
+def save_facts(path: Path, ctx: Context, no_training: bool = False) -> None:
     data = {
         "profile": ctx.profile.name,
         "frameworks": list(ctx.frameworks),
         "require_gpu": ctx.require_gpu,
+        "no_training": no_training,
         "facts": {k: v.to_dict() for k, v in ctx.facts.items()},
     }
     write_output(path, json.dumps(finite(data), indent=2, default=str), "--save-facts")
@@ -146,6 +151,15 @@ def save_facts(path: Path, ctx: Context) -> None:
 
 def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:
     o = exc.outcome
+    if o.error == NOT_RECORDED and not o.ok:  # a gap in a replayed recording, not a broken env
+        cause = f"the recorded facts hold no {exc.name} run"
+        return failed(
+            check.category,
+            check.name,
+            cause,
+            f"{cause} (saved with --no-training, or before this check existed)",
+            "replay with --no-training, or record the facts again with --save-facts",
+        )
     if o.user_error:  # e.g. MNIST missing: the message is "cause; fix"
         cause, fix = split_cause_fix(o.error or "failed")
         return failed(check.category, check.name, cause, cause, fix)
@@ -277,8 +291,10 @@ def verify(
             infer_into(ctx, framework_option, live=recorded is None)
             if recorded is None:  # the inferred profile may add a framework
                 start_early(ctx, host, selected)
-        results = run_checks(ctx, selected, on_start)
+        results = group_follow_ons(run_checks(ctx, selected, on_start))
         env = ctx.outcome("environment")
+        # pixi commands in fixes -> this install's (pip, conda)
+        fit_fixes(results, env.data if env.ok else {})
         host.close()  # workers end; a Ctrl-C while they do still aborts below
     except BaseException:  # Ctrl-C, SIGTERM: every child ends, every temp folder goes
         host.abort()

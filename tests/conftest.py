@@ -47,9 +47,20 @@ def find_mnist() -> Path | None:
 
 MNIST_DIR = find_mnist() or SHARED / "data" / "mnist"
 HAVE_MNIST = find_mnist() is not None
+
+
+def this_python() -> str:
+    """The interpreter running the tests, as a user can type it (the test venv's, which has
+    envcheck installed; a bare `python` may be another)."""
+    exe = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        return str(exe.relative_to(Path.cwd()))
+    return str(exe)
+
+
 NO_MNIST = (
     "MNIST not found ($ENVCHECK_DATA_DIR, the user cache, ../shared/data/mnist): "
-    "run `python -m envcheck fetch-mnist` once"
+    f"run `{this_python()} -m envcheck fetch-mnist` once"
 )
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=NO_MNIST)
 

@@ -49,17 +49,30 @@ def test_cuda_profile_on_gpu_less_machine_fails_with_cause(cuda12_run):
     assert report["profile"] == "cuda12" and report["status"] == "fail"
     assert checks["build.torch"]["status"] == "fail"
     assert "CPU-only build" in checks["build.torch"]["cause"]
-    assert "pixi install --locked -e cuda12" in checks["build.torch"]["fix"]
+    # a pip venv: the fix is a pip command, not pixi's (fixes fit the install the user has)
+    fix = checks["build.torch"]["fix"]
+    assert "pip install --force-reinstall torch --index-url" in fix and "/whl/cu128" in fix
+    assert "pixi" not in fix and "conda-forge" not in fix
     assert checks["devices.gpus"]["status"] == "fail"
     assert "no NVIDIA driver" in checks["devices.gpus"]["cause"]
     # nothing falls back to the CPU: kernels and training are failed, not run on the CPU
     assert report["frameworks"] == list(FRAMEWORKS)
+    # (they did not run: their own state, grouped under the failures they follow from)
     for cid in (
         "kernels.torch",
         *(f"{cat}.{fw}" for cat in ("compile", "training") for fw in FRAMEWORKS),
     ):
-        assert checks[cid]["status"] == "fail" and "not run" in checks[cid]["message"]
+        assert checks[cid]["status"] == "not_run" and "not run" in checks[cid]["message"]
+        assert checks[cid]["follows"] and set(checks[cid]["follows"]) <= set(report["root_causes"])
+    assert "devices.gpus" in report["root_causes"] and "build.torch" in report["root_causes"]
+    assert report["counts"]["not_run"] >= 3
     assert "FAILED" in proc.stdout and "CPU-only build" in proc.stdout
+    # the output ends with the root causes and the first fix to apply
+    closing = proc.stdout[proc.stdout.rindex("FAILED: ") :].splitlines()[1:]
+    assert closing[0] == "root causes (3), fix them in this order:", closing
+    assert closing[1].startswith("  1. build.torch: PyTorch"), closing
+    assert any(x.startswith("first fix (build.torch): install a CUDA") for x in closing), closing
+    assert len(closing) <= 20, closing  # 3 roots, each with its follow-ons, and the fix
 
 
 @needs_gpu_less_cpu_builds

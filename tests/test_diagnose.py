@@ -230,8 +230,11 @@ def test_framework_that_does_not_import_is_reported_once():
     assert by_id["imports.torch"].status is Status.FAIL
     assert by_id["imports.torch"].message == "torch is not installed"
     for cid in ("kernels.torch", "kernels.torch_device_assert", "training.torch"):
-        assert by_id[cid].status is Status.SKIP
+        # did not run because imports.torch failed: its own state, grouped under that root
+        assert by_id[cid].status is Status.NOT_RUN
+        assert by_id[cid].follows == ["imports.torch"]
         assert by_id[cid].message == "not run: probe torch.facts failed (see imports.torch)"
+    assert report.root_causes == ["imports.torch"]
     assert report.exit_code == 1
 
 
@@ -344,7 +347,9 @@ def test_driver_too_old_read_from_pytorch_error_without_nvml():
     assert c.cause == (
         "the NVIDIA driver supports CUDA 12.8, but the framework was built with CUDA 13.0"
     )
-    assert ">= 580.65.06 (CUDA 13)" in c.fix and "pixi run --locked -e cuda12 verify" in c.fix
+    # a pip install (no pixi/conda env): the fix is the pip way to the driver's CUDA line
+    assert ">= 580.65.06 (CUDA 13)" in c.fix and "`envcheck verify --expect cuda12`" in c.fix
+    assert "https://download.pytorch.org/whl/cu128" in c.fix and "pixi" not in c.fix
     assert "envcheck doctor" in c.fix
 
 

@@ -268,7 +268,9 @@ def test_verify_runs_the_distributed_check_with_two_gloo_ranks(fleet):
     assert all(s["busbw_gbps"] > 0 for s in check["figures"]["sizes"])
     failing = json.loads((fleet / "node2.json").read_text())
     dist = next(c for c in failing["categories"] if c["name"] == "distributed")["checks"][0]
-    assert dist["status"] == "fail" and "GPU expected" in dist["message"]
+    # it did not run (no GPU): its own state, grouped under the root causes it follows from
+    assert dist["status"] == "not_run" and "GPU expected" in dist["message"]
+    assert dist["follows"] and set(dist["follows"]) <= set(failing["root_causes"])
 
 
 def test_report_merges_machines_and_refuses_non_reports(fleet, tmp_path):

@@ -693,7 +693,7 @@ def test_drift_changed_missing_extra(tmp_path: Path) -> None:
     assert "differs from locked" in by_pkg["pytorch"]
     assert "is locked but not installed" in by_pkg["libzlib"]
     assert "is installed but not in the lock" in by_pkg["handmade"]
-    assert all("pixi reinstall -e cuda12" in f.fix for f in findings)
+    assert all("pixi reinstall --locked -e cuda12" in f.fix for f in findings)
 
 
 @needs_lock

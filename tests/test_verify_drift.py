@@ -47,7 +47,7 @@ def test_drifted_package_fails_with_reinstall_fix(tmp_path, monkeypatch):
     next((prefix / "conda-meta").glob("numpy-*.json")).unlink()
     result = _drift_result(monkeypatch, prefix)
     assert result.status is Status.FAIL
-    assert "numpy" in result.cause and "pixi reinstall -e cpu" in result.fix
+    assert "numpy" in result.cause and "pixi reinstall --locked -e cpu" in result.fix
 
 
 @on_linux_64

@@ -37,28 +37,36 @@ vpy="$venv/bin/python"
 
 if [ ! -x "$vpy" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "run-tests: preparing $venv (the first run downloads about 0.7 GB of wheels:" \
-        "CPU torch, tensorflow-cpu, scipy, pandas, matplotlib, py-rattler)" >&2
+        "CPU torch, tensorflow-cpu, scipy, pandas, matplotlib, py-rattler; pip shows each" \
+        "download and its progress)" >&2
     "$python" -m venv "$venv"
     vpy="$venv/bin/python"
     [ -x "$venv/Scripts/python.exe" ] && vpy="$venv/Scripts/python.exe"
     "$vpy" -m pip install --quiet --upgrade pip
+    # pip's own output, not --quiet: each package as it is fetched, its size, and on a terminal
+    # a progress bar, so a first run that downloads for minutes never looks hung
+    pip_install() { "$vpy" -m pip install --progress-bar on "$@" >&2; }
     # torch first, from PyTorch's CPU index where it answers: on Linux x86-64, PyPI's torch is
     # the CUDA build with gigabytes of NVIDIA libraries. Where only PyPI (or a local mirror in
     # the pip configuration) is reachable, the same pin comes from there.
     torch_pin="$(grep -E '^torch==' "$root/requirements/test.txt")"
+    echo "run-tests: [1/3] $torch_pin" >&2
     if [ -n "$torch_index" ] && "$vpy" -c '
 import sys, urllib.request
 urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=5).close()
 ' "$torch_index" 2>/dev/null; then
-        "$vpy" -m pip install --quiet --extra-index-url "$torch_index" "$torch_pin"
+        pip_install --extra-index-url "$torch_index" "$torch_pin"
     else
         [ -n "$torch_index" ] && echo "run-tests: $torch_index does not answer; installing" \
             "$torch_pin from the pip configuration (on Linux x86-64 PyPI's is the CUDA build)" >&2
-        "$vpy" -m pip install --quiet "$torch_pin"
+        pip_install "$torch_pin"
     fi
-    "$vpy" -m pip install --quiet -r "$root/requirements/test.txt"
+    echo "run-tests: [2/3] the other pinned packages of requirements/test.txt" >&2
+    pip_install -r "$root/requirements/test.txt"
+    echo "run-tests: [3/3] envcheck from this checkout (editable)" >&2
     "$vpy" -m pip install --quiet --no-deps -e "$root"
     echo "$want" > "$stamp"
+    echo "run-tests: $venv is ready; later runs start at once" >&2
 fi
 cd "$root"
 # exit code 5 (no tests collected) is a failure too: set -e passes it on

@@ -17,11 +17,11 @@ from ..diagnose_compile import (
     triton_problem,
 )
 from ..model import CheckResult, DeviceResult, Status, failed, passed, skipped, warned
+from ..runner import NOT_RECORDED
 from .kernels import gpu_ready, no_gpu_failure
 from .registry import Context, ProbeFailed, register
 
 CAT = "compile"
-NOT_RECORDED = "not in the recorded facts"  # what verify's replay says of a missing probe
 # conda-forge has no Triton for PyTorch 2.0 cuda118, nor for Windows: torch.compile cannot use
 # the GPU there, which the env cannot fix (a WARN, not a FAIL).
 NO_TRITON_PROFILES = ("cuda11",)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from typing import Any, Callable
 
 from ..gpuarch import sm_name
 from ..guard import plain
+
+WIDE = 120  # below this many columns the table's "why" column is too narrow: list layout
 
 MARK = {"fits": "FITS", "warn": "WARN", "no": "NO"}
 STYLE = {"fits": "green", "warn": "yellow", "no": "red"}
@@ -81,7 +85,25 @@ def _footer(answer: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_plain(answer: dict[str, Any], write: Callable[[str], Any] = print) -> None:
+def wrap(text: str, width: int, indent: int = 4) -> list[str]:
+    """``text`` indented, wrapped at whole words to ``width`` (never a split word or path)."""
+    pad = " " * indent
+    return textwrap.wrap(
+        text,
+        width=max(width, indent + 20),
+        initial_indent=pad,
+        subsequent_indent=pad,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [pad]
+
+
+def render_plain(
+    answer: dict[str, Any], write: Callable[[str], Any] = print, width: int | None = None
+) -> None:
+    """The model layout: a row per env, its reasons on their own lines below, wrapped to
+    ``width`` (the terminal's by default)."""
+    width = width or shutil.get_terminal_size((80, 24)).columns
     raw_write = write
 
     def write(line: str) -> None:  # facts and lock come from outside: no control sequences
@@ -100,12 +122,16 @@ def render_plain(answer: dict[str, Any], write: Callable[[str], Any] = print) ->
     for i, r in enumerate(rows if here else []):
         write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
         if i and _why(here[i - 1]) != "-":
-            write(f"    {_why(here[i - 1])}")
+            for line in wrap(_why(here[i - 1]), width):
+                write(line)
     for line in others:
-        write(line)
+        for part in wrap(line, width, indent=0):
+            write(part)
     write("")
     for line in _footer(answer):
-        write(line)
+        # the commands stay on one line each, ready to copy; prose wraps at whole words
+        for part in [line] if line.startswith("    ") else wrap(line, width, indent=0):
+            write(part)
 
 
 def render_rich(answer: dict[str, Any], console: Any) -> None:
@@ -113,6 +139,9 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
 
     from ..guard import escape, safe_text
 
+    if console.width < WIDE:  # the plain layout, coloured: reasons get whole lines
+        _render_narrow(answer, console)
+        return
     # facts (GPU names, driver strings) and the lock come from outside: printed as Text
     for line in machine_lines(answer["facts"], answer.get("health")):
         console.print(safe_text(line), highlight=False)
@@ -137,6 +166,43 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
     for line in [*others, *_footer(answer)]:
         # soft_wrap: the commands stay on one line each, ready to copy
         console.print(plain(line), highlight=False, markup=False, soft_wrap=True)
+
+
+def _render_narrow(answer: dict[str, Any], console: Any) -> None:
+    from rich.text import Text
+
+    def out(line: str, style: str = "") -> None:  # outside text: no control sequences
+        console.print(Text(plain(line), style=style), overflow="fold", no_wrap=True, crop=False)
+
+    for line in machine_lines(answer["facts"], answer.get("health")):
+        for part in wrap(line, console.width, indent=0):
+            out(part)
+    for part in wrap(f"workspace: {answer['lock']}", console.width, indent=0):
+        out(part)
+    console.print()
+    here, others = _split(answer)
+    for v in here:
+        head = Text(f"{MARK[v['status']]:<5}", style=STYLE[v["status"]])
+        cuda = f"CUDA {v['cuda']}" if v["cuda"] else "no CUDA"
+        rest = f"{v['env']} ({v['platform']}, {cuda}): {_frameworks(v)}"
+        first, *more = wrap(rest, console.width - 5, indent=0)
+        head.append(plain(first))
+        console.print(head, overflow="fold", no_wrap=True, crop=False)
+        for part in more:
+            out(" " * 5 + part)
+        for reason in v["reasons"] + v["warnings"] + v["notes"]:  # one reason per line
+            for part in wrap(reason, console.width, indent=5):
+                out(part, "dim" if v["status"] == "fits" else "")
+    for line in others:
+        for part in wrap(line, console.width, indent=0):
+            out(part)
+    console.print()
+    for line in _footer(answer):
+        if line.startswith("    "):  # a command: one line, ready to copy
+            console.print(plain(line), highlight=False, markup=False, soft_wrap=True)
+        else:
+            for part in wrap(line, console.width, indent=0):
+                out(part)
 
 
 def render(answer: dict[str, Any]) -> None:

@@ -202,7 +202,7 @@ def drift_findings(
         at.warning(
             name,
             f"unreadable conda-meta file {name}",
-            fix or f"`pixi reinstall -e {env}`",
+            fix or f"`pixi reinstall --locked -e {env}`",
         )
         for name in bad
     ]
@@ -236,7 +236,7 @@ def compare(
     fix: str | None = None,
 ) -> list[Finding]:
     at = Scope(CHECK, env, plat)
-    fix = fix or f"run `pixi reinstall -e {env}` to restore the locked environment"
+    fix = fix or f"run `pixi reinstall --locked -e {env}` to restore the locked environment"
     out = []
     for name, rec in sorted(locked.items()):
         got = installed.get(name)

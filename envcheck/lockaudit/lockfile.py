@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,14 +48,24 @@ class Lock:
     text: str  # kept for what py-rattler does not expose (solve options)
 
 
+def rattler_missing(version: tuple[int, ...] = tuple(sys.version_info)) -> str:
+    """The one line for a missing py-rattler: pip can install it only on Python >= 3.10."""
+    if version[:2] < (3, 10):
+        return (
+            f"`envcheck lock` needs py-rattler >= 0.28, which has no build for Python "
+            f"{version[0]}.{version[1]}: run it from a Python >= 3.10, e.g. "
+            "python3.12 -m venv .venv-lock && .venv-lock/bin/pip install -r "
+            "requirements/lockcheck.txt && .venv-lock/bin/python -m envcheck lock"
+        )
+    return "`envcheck lock` needs py-rattler >= 0.28: pip install 'py-rattler>=0.28,<0.29'"
+
+
 def import_rattler() -> Any:
     """py-rattler, or a one-line error saying how to get it (it needs Python >= 3.10)."""
     try:
         import rattler
     except ImportError:
-        raise EnvcheckError(
-            "`envcheck lock` needs py-rattler >= 0.28 (Python >= 3.10): pip install py-rattler"
-        ) from None
+        raise EnvcheckError(rattler_missing()) from None
     return rattler
 
 

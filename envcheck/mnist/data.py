@@ -283,6 +283,7 @@ def fetch_mnist(
     ``elsewhere`` completes the fix when ``dest`` cannot take the files.
     """
     target = Path(dest).expanduser() if dest else cache_dir()
+    created = not target.exists()  # a folder this fetch made is removed again if it stays empty
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -293,12 +294,18 @@ def fetch_mnist(
     todo = [n for n in FILES if not _is_original(target / n, FILES[n][0], FILES[n][1])]
     if not todo:
         return target
-    urls = resolve_mirrors(mirrors)
-    with _progress(progress) as bar:
-        for name in todo:
-            good = _fetch_one(name, target, urls, bar, elsewhere)
-            urls.remove(good)
-            urls.insert(0, good)  # try the mirror that just worked first for the next file
+    try:
+        urls = resolve_mirrors(mirrors)
+        with _progress(progress) as bar:
+            for name in todo:
+                good = _fetch_one(name, target, urls, bar, elsewhere)
+                urls.remove(good)
+                urls.insert(0, good)  # try the mirror that just worked first for the next file
+    except BaseException:
+        if created:  # a failed first fetch leaves no empty --dest behind to mislead the next
+            with contextlib.suppress(OSError):
+                target.rmdir()  # only when empty: nothing downloaded is ever removed
+        raise
     return target
 
 
@@ -337,7 +344,10 @@ def _fetch_one(name: str, target: Path, mirrors: list[str], bar, elsewhere: str)
             "damaged or different file and nothing was kept: retry, or give another mirror "
             f"with --mirror URL / {ENV_MIRRORS}"
         )
-    raise EnvcheckError(f"cannot download MNIST ({'; '.join(failures)}); {ways_out(target)}")
+    raise EnvcheckError(
+        f"cannot download MNIST ({'; '.join(failures)}); name a mirror this machine reaches "
+        f"with --mirror URL (or ${ENV_MIRRORS}), otherwise {ways_out(target)}"
+    )
 
 
 class _Failed(Exception):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
-from ..guard import one_line
+from ..guard import one_line, plain, plain_copy
 from ..model import CATEGORIES, CheckResult, DeviceResult, Report, Status, worst
 from .summary import ICON, _cell
 from .terminal import LABEL, STYLE
@@ -63,6 +63,7 @@ def report_from_dict(d: Any) -> Report:
                         float(c.get("duration_s") or 0),
                         devices,
                         dict(c.get("figures") or {}),
+                        [str(x) for x in c.get("follows") or []],
                     )
                 )
         return Report(
@@ -122,7 +123,8 @@ def load_all(paths: list[Path]) -> tuple[list[Machine], list[str]]:
             )
             continue
         name = path.stem if stems.count(path.stem) == 1 else str(path)
-        machines.append(Machine(name, path, report))
+        # another machine's words: no terminal control sequences anywhere in what is shown
+        machines.append(Machine(plain(name), path, plain_copy(report)))
     return machines, refused
 
 
@@ -165,20 +167,24 @@ def render_unhealthy(machines: list[Machine], console: Any) -> None:
     on (drain it), and in a big fleet its row would be one among hundreds."""
     from rich.text import Text
 
-    from ..guard import safe_text
-
     sick = unhealthy_gpus(machines)
     if not sick:
         return
     console.print(Text(f"Unhealthy GPUs: {len(sick)}", style="bold red"))
+    from .terminal import hang
+
     for m, c, d in sick:
-        console.print(
-            Text(f"{LABEL[d.status]} ", style=STYLE[d.status])
-            + safe_text(unhealthy_line(m, c, d))  # another machine's words: plain text
+        hang(
+            console,
+            unhealthy_line(m, c, d),
+            4,
+            first=Text(f"{LABEL[d.status]} ", style=STYLE[d.status]),
         )
 
 
 def note_text(c: CheckResult) -> str:
+    if c.follows:  # a follow-on: its root, listed too, carries the cause and the fix
+        return f"{c.message} (follows from {', '.join(c.follows)})"
     extra = c.cause_beyond_message
     return f"{c.message}" + (f": {extra}" if extra else "") + (f"; fix: {c.fix}" if c.fix else "")
 
@@ -190,52 +196,89 @@ def render(machines: list[Machine], console: Any) -> None:
     cell says PASS when all its checks passed, else names each failing or warning check.
     """
     render_unhealthy(machines, console)
-    from rich.table import Table
     from rich.text import Text
 
-    from ..guard import plain, safe_text
+    from .terminal import hang
 
     cats = [c for c in CATEGORIES if any(cat == c for cat, _ in check_ids(machines))]
     found = notes(machines)
     marks = {(m.name, c.check_id): i for i, (m, c) in enumerate(found, 1)}
+    if console.width < TABLE_MIN + CATEGORY_MIN * len(cats):
+        _render_list(machines, cats, marks, console)
+    else:
+        _render_table(machines, cats, marks, console)
+    for i, (m, c) in enumerate(found, 1):
+        lead = Text(f"[{i}] {m.name} {c.check_id}: ", style=STYLE[c.status])
+        hang(console, note_text(c), 4, first=lead)
+    failed = [m.name for m in machines if m.report.status is Status.FAIL]
+    if failed:
+        hang(
+            console,
+            f"FAILED: {len(failed)} of {len(machines)} machine(s): " + ", ".join(failed),
+            4,
+            "bold red",
+            first=Text(""),
+        )
+    else:
+        console.print(Text(f"PASSED: {len(machines)} machine(s)", style="bold green"))
+
+
+# a category column narrower than this splits its name ("envir/onmen/t"): list layout instead
+CATEGORY_MIN = 14
+TABLE_MIN = 30
+
+
+def _cells(m: Machine, cat: str, marks: dict[tuple[str, str], int]) -> Any:
+    """One machine's cell for one category: PASS, "-", or its failing checks with marks."""
+    from rich.text import Text
+
+    checks = [c for c in m.report.checks if c.category == cat]
+    bad = [c for c in checks if (m.name, c.check_id) in marks]
+    if not checks:
+        return Text("-", style="dim")
+    if not bad:
+        statuses = [c.status for c in checks]
+        unrun = Status.NOT_RUN in statuses and Status.FAIL not in statuses
+        status = Status.NOT_RUN if unrun else worst(statuses)
+        return Text(LABEL[status], style=STYLE[status])
+    cell = Text()
+    for c in bad:
+        label = f"{LABEL[c.status]} {c.name} [{marks[(m.name, c.check_id)]}]"
+        cell.append(("\n" if cell else "") + label, style=STYLE[c.status])
+    return cell
+
+
+def _render_list(machines: list[Machine], cats: list[str], marks, console: Any) -> None:
+    """A machine per line, then one indented line per category, wrapped at whole words."""
+    from rich.text import Text
+
+    from .terminal import hang
+
+    console.print(Text(f"envcheck report: {len(machines)} machine(s)", style="bold"))
+    for m in machines:
+        head = Text(f"{LABEL[m.report.status]:<8}", style=STYLE[m.report.status])
+        head.append(m.name, style="bold")
+        console.print(head, overflow="fold")
+        for cat in cats:
+            cell = _cells(m, cat, marks)
+            lead = Text(f"    {cat}: ")
+            hang(console, cell.plain.replace("\n", ", "), 8, first=lead)
+
+
+def _render_table(machines: list[Machine], cats: list[str], marks, console: Any) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"envcheck report: {len(machines)} machine(s)", header_style="bold")
     table.add_column("machine", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for cat in cats:
-        table.add_column(cat, overflow="fold")
+        table.add_column(cat, overflow="fold", min_width=min(len(cat), CATEGORY_MIN))
     for m in machines:
-        row = [safe_text(m.name), Text(LABEL[m.report.status], style=STYLE[m.report.status])]
-        for cat in cats:
-            checks = [c for c in m.report.checks if c.category == cat]
-            bad = [c for c in checks if (m.name, c.check_id) in marks]
-            if not checks:
-                row.append(Text("-", style="dim"))
-            elif not bad:
-                status = worst([c.status for c in checks])
-                row.append(Text(LABEL[status], style=STYLE[status]))
-            else:
-                cell = Text()
-                for c in bad:
-                    label = f"{LABEL[c.status]} {plain(c.name)} [{marks[(m.name, c.check_id)]}]"
-                    cell.append(("\n" if cell else "") + label, style=STYLE[c.status])
-                row.append(cell)
+        row = [Text(m.name), Text(LABEL[m.report.status], style=STYLE[m.report.status])]
+        row += [_cells(m, cat, marks) for cat in cats]
         table.add_row(*row)
     console.print(table)
-    for i, (m, c) in enumerate(found, 1):
-        console.print(
-            safe_text(f"[{i}] {m.name} {c.check_id}: ", style=STYLE[c.status])
-            + safe_text(note_text(c))
-        )
-    failed = [m.name for m in machines if m.report.status is Status.FAIL]
-    if failed:
-        console.print(
-            Text(
-                plain(f"FAILED: {len(failed)} of {len(machines)} machine(s): " + ", ".join(failed)),
-                style="bold red",
-            )  # fmt: skip
-        )
-    else:
-        console.print(Text(f"PASSED: {len(machines)} machine(s)", style="bold green"))
 
 
 def to_markdown(machines: list[Machine], refused: list[str]) -> str:

@@ -73,7 +73,7 @@ def _add_suites(suites: ET.Element, report: Report, machine: str | None) -> None
             tests=str(len(checks)),
             failures=str(sum(c.status is Status.FAIL for c in checks)),
             errors="0",
-            skipped=str(sum(c.status is Status.SKIP for c in checks)),
+            skipped=str(sum(c.status in (Status.SKIP, Status.NOT_RUN) for c in checks)),
             time=_seconds(sum(float(_seconds(c.duration_s)) for c in checks)),
             timestamp=_timestamp(report.started_at),
         )
@@ -92,9 +92,16 @@ def _add_suites(suites: ET.Element, report: Report, machine: str | None) -> None
             ]
             if c.status is Status.FAIL:
                 node = ET.SubElement(case, "failure", message=_x(c.cause or c.message), type="fail")
-                node.text = _x("\n".join(lines + [f"fix: {c.fix}"]))
+                after = [f"follows from: {', '.join(c.follows)}"] if c.follows else []
+                node.text = _x("\n".join(lines + after + [f"fix: {c.fix}"]))
             elif c.status is Status.SKIP:
                 ET.SubElement(case, "skipped", message=_x(c.message))
+            elif c.status is Status.NOT_RUN:  # a failure elsewhere stopped it: name that one
+                ET.SubElement(
+                    case,
+                    "skipped",
+                    message=_x(f"{c.message} (follows from {', '.join(c.follows)})"),
+                )
             else:
                 if c.status is Status.WARN:
                     lines += [f"warning: {c.cause}", f"fix: {c.fix}"]
