@@ -1,5 +1,9 @@
 import sys
 
-from .cli import main
+try:  # Ctrl-C while the CLI itself imports (the first fraction of a second): no traceback
+    from .cli import main
+except KeyboardInterrupt:
+    sys.stderr.write("envcheck: interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

@@ -162,7 +162,7 @@ def _replay_note(args: argparse.Namespace, recording, profile, frameworks) -> st
 
 def _check_verify_args(args: argparse.Namespace) -> None:
     """Every option that can be wrong is refused before any work starts (exit 2)."""
-    from .fileio import check_output
+    from .guard import check_output
 
     if args.min_accuracy is not None and not 0 < args.min_accuracy <= 1:
         raise EnvcheckError("--min-accuracy takes a fraction in (0, 1], e.g. 0.99", exit_code=2)
@@ -204,7 +204,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .checks import REGISTRY, Options
-    from .fileio import write_output
+    from .guard import printing_survives, safe_text, warn_step_summary, write_output
     from .progress import Ticker
     from .report import json_report, junit, summary, terminal
     from .verify import load_recording, save_facts, verify
@@ -235,7 +235,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         note = _replay_note(args, recording, profile, frameworks)
         if untrained and not args.no_training:
             note += "; training not replayed: the facts hold no training run (--no-training)"
-        console.print(note, soft_wrap=True)
+        console.print(safe_text(note), soft_wrap=True)
     require_gpu = args.require_gpu or bool(recording and recording.require_gpu)
     with err.status("envcheck: starting") as status, Ticker(status) as ticker:
         report, ctx = verify(
@@ -249,17 +249,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
             framework_option=args.framework,
             on_start=lambda c: ticker.start(f"{c.category}.{c.name}"),
         )
-    terminal.render(report, console)
+    # The files first: whatever happens to stdout (`| head -1`, a terminal that cannot
+    # encode a path) must not lose them.
     if args.json:
         write_output(args.json, json_report.to_json(report), "--json")
     if args.junit:
         write_output(args.junit, junit.to_junit(report), "--junit")
     if args.save_facts:
         save_facts(args.save_facts, ctx, no_training=skip_training)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as f:
-            f.write(summary.to_markdown(report))
+    warn_step_summary(summary.to_markdown(report))
+    printing_survives(lambda: terminal.render(report, console))
     return report.exit_code
 
 
@@ -267,7 +266,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .checks import Context, Options
-    from .fileio import check_output, write_output
+    from .guard import check_output, write_output
     from .info import gather_info, render_info
     from .verify import gather_live
 
@@ -281,26 +280,47 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _tolerant_streams() -> None:
+    """A terminal that cannot encode a character (PYTHONIOENCODING=ascii and a non-ASCII
+    path) shows an escape for it instead of ending the run in a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
+    container.require_temp_dir()
+    if args.command == "verify":
+        return cmd_verify(args)
+    if args.command == "info":
+        return cmd_info(args)
+    if getattr(args, "unavailable", False):
+        raise EnvcheckError(
+            f"`envcheck {args.command}` is not available in this install", exit_code=2
+        )
+    return int(importlib.import_module(args.plugged).run(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    _tolerant_streams()
     try:
+        # from the very start: Ctrl-C while the subcommands' modules import is no traceback
         with interrupts.handled():
-            container.require_temp_dir()
-            if args.command == "verify":
-                return cmd_verify(args)
-            if args.command == "info":
-                return cmd_info(args)
-            if getattr(args, "unavailable", False):
-                raise EnvcheckError(
-                    f"`envcheck {args.command}` is not available in this install", exit_code=2
-                )
-            return int(importlib.import_module(args.plugged).run(args))
+            return _run(argv)
     except EnvcheckError as exc:
-        print(f"envcheck: error: {exc.message}", file=sys.stderr)
+        from .guard import one_line
+
+        # the message may quote a file, a server or a variable: no control sequence survives
+        print(f"envcheck: error: {one_line(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except interrupts.Interrupted as exc:
         # The processes and temp files of the run are gone by now (runner, fetch clean up).

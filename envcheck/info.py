@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from . import diagnose
@@ -115,8 +114,8 @@ def _rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                 )
             )
             rows.append(("  GPUs", ", ".join(d["name"] or "?" for d in tf["devices"]) or "none"))
-    # tool output is outside text: never let it read as rich markup
-    rows.extend((k, escape(v)) for k, v in _toolchain_rows(info.get("compile.toolchain")))
+    # tool output is outside text: render_info prints every row as plain Text (guard)
+    rows.extend(_toolchain_rows(info.get("compile.toolchain")))
     return rows
 
 
@@ -148,6 +147,8 @@ def render_info(info: dict[str, Any], console: Console) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    for key, value in _rows(info):
-        table.add_row(key, value)
+    from .guard import safe_text
+
+    for key, value in _rows(info):  # values come from the machine (GPU names, paths)
+        table.add_row(safe_text(key), safe_text(value))
     console.print(table)

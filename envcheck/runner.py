@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import interrupts
+
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 # Of a probe's stderr only the end is used (diagnosis rules, the last line in messages).
 STDERR_KEPT = 8000
@@ -175,6 +177,7 @@ class Child:
         )
         self.pid = self.proc.pid
         _register(self.pid, self.stop)
+        interrupts.register(self.proc)  # Ctrl-Z, SIGCONT and a graceful end reach its group
         stream = self.proc.stdout if merge_output else self.proc.stderr
         self.output = TailReader(stream, keep=keep)
 

@@ -16,8 +16,8 @@ from . import __version__, diagnose
 from .checks import REGISTRY, Context, Options, ProbeFailed
 from .checks.registry import PROBES, Check
 from .errors import EnvcheckError, split_cause_fix
-from .fileio import decode_utf8, read_bounded, write_output
 from .fixes import fit_fixes
+from .guard import finite, load_file, plain, write_output
 from .model import CATEGORIES, CheckResult, Report, failed, skipped
 from .probehost import LiveHost, ReplayHost
 from .profiles import (
@@ -116,27 +116,26 @@ class Recording:
 
 
 def load_recording(path: Path) -> Recording:
+    """Read and shape-check a facts file; every problem is one line, exit 2."""
+    from .shapes import ShapeError, check_recording
+
     fix = "pass a file written by `envcheck verify --save-facts`"
+    raw = load_file(path, "json", MAX_FACTS_BYTES, "recorded facts", fix, exit_code=2)
     try:
-        text = decode_utf8(
-            read_bounded(path, MAX_FACTS_BYTES, "recorded facts", fix), path, "recorded facts", fix
-        )
-        raw = json.loads(text)
-        facts = {k: ProbeOutcome.from_dict(v) for k, v in raw["facts"].items()}
-        frameworks = raw.get("frameworks")
-        return Recording(
-            facts,
-            raw.get("profile"),
-            tuple(frameworks) if frameworks else None,
-            bool(raw.get("require_gpu", False)),
-            raw.get("no_training") is True,
-        )
-    except EnvcheckError as exc:
-        raise EnvcheckError(exc.message, exit_code=2) from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        check_recording(raw)
+    except ShapeError as exc:
         raise EnvcheckError(
-            f"cannot read recorded facts {path}: {exc}; {fix}", exit_code=2
+            f"recorded facts {path}: {plain(str(exc))}; {fix}", exit_code=2
         ) from None
+    facts = {k: ProbeOutcome.from_dict(v) for k, v in raw["facts"].items()}
+    frameworks = raw.get("frameworks")
+    return Recording(
+        facts,
+        raw.get("profile"),
+        tuple(frameworks) if frameworks else None,
+        bool(raw.get("require_gpu", False)),
+        raw.get("no_training") is True,
+    )
 
 
 def save_facts(path: Path, ctx: Context, no_training: bool = False) -> None:
@@ -147,7 +146,7 @@ def save_facts(path: Path, ctx: Context, no_training: bool = False) -> None:
         "no_training": no_training,
         "facts": {k: v.to_dict() for k, v in ctx.facts.items()},
     }
-    write_output(path, json.dumps(data, indent=2, default=str), "--save-facts")
+    write_output(path, json.dumps(finite(data), indent=2, default=str), "--save-facts")
 
 
 def probe_failure(check: Check, exc: ProbeFailed) -> CheckResult:

@@ -15,7 +15,7 @@ from typing import Any
 H100 = {
     "index": 0,
     "name": "NVIDIA H100 80GB HBM3",
-    "uuid": "GPU-8d1c2f4e",
+    "uuid": "GPU-8d1c2f4e-5a6b-7c8d-9e0f-0123456789ab",  # NVML: GPU- and 36 characters
     "compute_capability": "9.0",
     "memory_total_mib": 81559,
     "memory_used_mib": 0,
@@ -129,7 +129,7 @@ def healthy_cuda12() -> dict[str, Any]:
                 "sm": "sm_90",
                 "memory_total_mib": 81559,
                 "multiprocessors": 132,
-                "uuid": "8d1c2f4e",
+                "uuid": "8d1c2f4e-5a6b-7c8d-9e0f-0123456789ab",  # torch: the UUID alone
             }
         ],
     }
@@ -161,6 +161,21 @@ def healthy_cuda12() -> dict[str, Any]:
         "torch.facts": _ok("envcheck.probes.torch_probe:facts", torch),
         "tensorflow.facts": _ok("envcheck.probes.tf_probe:facts", tf),
     }
+
+
+# What torch_probe.facts returns for a CPU build of PyTorch: it stops before the CUDA facts
+# (no arch_list, cuDNN, NCCL or init_error keys).
+CPU_TORCH_KEYS = ("import_seconds", "version", "file", "cuda_build", "cuda_available",
+                  "device_count", "devices")  # fmt: skip
+
+
+def cpu_torch(facts: dict[str, Any], version: str = "2.9.1") -> dict[str, Any]:
+    """``facts`` with its torch facts replaced by a CPU build's, in the probe's exact shape."""
+    data = facts["torch.facts"]["data"]
+    data.update(version=version, cuda_build=None, cuda_available=False, device_count=0,
+                devices=[])  # fmt: skip
+    facts["torch.facts"]["data"] = {k: data[k] for k in CPU_TORCH_KEYS}
+    return facts
 
 
 def broken(**changes: Any) -> dict[str, Any]:

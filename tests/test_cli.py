@@ -140,7 +140,7 @@ def test_replay_of_a_corrupt_facts_file(tmp_path):
     bad = tmp_path / "facts.json"
     bad.write_text("{not json")
     proc = run_envcheck("verify", "--replay", str(bad))
-    assert proc.returncode == 2 and "cannot read recorded facts" in proc.stderr
+    assert proc.returncode == 2 and "recorded facts" in proc.stderr and "is not JSON" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

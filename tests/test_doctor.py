@@ -282,12 +282,13 @@ def test_doctor_runs_with_a_bare_python_and_nothing_installed(tmp_path):
 
 
 def test_usage_errors_are_one_line_exit_2(tmp_path, capsys):
-    assert main(["doctor", "--json", str(tmp_path / "no" / "x.json")]) == 2
+    (tmp_path / "file").write_text("x")  # a missing folder is created; a file in the way is not
+    assert main(["doctor", "--json", str(tmp_path / "file" / "x.json")]) == 2
     assert main(["doctor", "--framework", "jax"]) == 2
     assert main(["doctor", "--lock", str(tmp_path / "missing.lock")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("envcheck: error: ") for line in err)
-    assert "does not exist" in err[0] and "jax" in err[1] and "missing.lock" in err[2]
+    assert "is not a folder" in err[0] and "jax" in err[1] and "missing.lock" in err[2]
 
 
 def test_bad_inputs_are_one_line_exit_1(tmp_path, capsys):
@@ -326,14 +327,16 @@ def test_a_hung_nvml_is_named_as_such():
             assert v["reasons"][0].startswith("NVML did not answer (timed out after 30 s)")
 
 
-def test_nvml_probe_reads_this_machine_without_nvidia_ml_py():
-    """Real NVML through doctor's probe (ctypes when nvidia-ml-py is absent): GPUs or no driver."""
-    import importlib
-
+def test_nvml_probe_reads_this_machine_without_nvidia_ml_py(without_nvidia_ml_py):
+    """Real NVML through doctor's probe with nvidia-ml-py hidden (as in conda-forge envs): the
+    ctypes binding reads the driver, or says there is none."""
     from envcheck.doctor.facts import NVML_PROBE
+    from envcheck.runner import run_probe
 
-    module, function = NVML_PROBE.split(":")
-    found = getattr(importlib.import_module(module), function)({})
+    outcome = run_probe(NVML_PROBE, {}, 60, extra_path=without_nvidia_ml_py)
+    assert outcome.ok, outcome.describe_failure()
+    found = outcome.data
+    assert found["binding"] == "ctypes"  # nvidia-ml-py really was out of reach
     if found["available"]:
         assert found["driver_version"] and all(g["compute_capability"] for g in found["gpus"])
     else:

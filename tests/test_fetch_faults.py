@@ -170,3 +170,32 @@ def test_unusable_cache_during_verify_suggests_data_dir(tmp_path: Path, monkeypa
     message = info.value.message
     assert message.startswith(f"cannot create {data.cache_dir()}")
     assert "--data-dir DIR" in message and "--dest" not in message.replace("--dest DIR`", "")
+
+
+class _HostileReason(http.server.BaseHTTPRequestHandler):
+    """A mirror whose HTTP reason phrase carries terminal sequences and markup."""
+
+    def do_GET(self):  # noqa: N802 - name fixed by the base class
+        self.wfile.write(b"HTTP/1.0 404 Not\x1b]0;owned\x07 Found [/b]\x1b[2J ALL PASSED\r\n\r\n")
+
+    def log_message(self, format, *args):  # noqa: A002
+        pass
+
+
+def test_a_hostile_reason_phrase_reaches_the_terminal_as_plain_text(tmp_path: Path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileReason)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/m/"
+        proc = subprocess.run(
+            [sys.executable, "-m", "envcheck", "fetch-mnist", "--dest", str(tmp_path / "d"),
+             "--mirror", url],
+            cwd=REPO, env=clean_env(), capture_output=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert b"\x1b" not in proc.stderr and b"\x07" not in proc.stderr
+    assert "HTTP 404 Not Found [/b] ALL PASSED" in err  # shown, harmlessly, as text

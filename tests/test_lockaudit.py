@@ -697,6 +697,33 @@ def test_drift_changed_missing_extra(tmp_path: Path) -> None:
 
 
 @needs_lock
+def test_drift_without_a_sha256_compares_version_and_build(tmp_path: Path) -> None:
+    # conda-meta records written by older installers have no sha256: version and build decide
+    prefix = fake_prefix(tmp_path, *CUDA12)
+    meta = prefix / "conda-meta"
+    same = next(meta.glob("libzlib-*.json"))
+    doc = json.loads(same.read_text())
+    del doc["sha256"]
+    same.write_text(json.dumps(doc))  # same version and build: no drift
+    torch = next(meta.glob("pytorch-2*.json"))
+    doc = json.loads(torch.read_text())
+    del doc["sha256"]
+    doc["build"] = "cpu_generic_py312_h0"  # another build of the same version
+    torch.write_text(json.dumps(doc))
+    numpy = next(meta.glob("numpy-*.json"))
+    doc = json.loads(numpy.read_text())
+    doc["sha256"] = ""
+    doc["version"] = "0.0.1"  # another version, an empty hash
+    numpy.write_text(json.dumps(doc))
+
+    findings = drift_findings(LOCK, prefix, "cuda12", "linux-64-cuda12")
+    by_pkg = {f.package: f.message for f in findings}
+    assert set(by_pkg) == {"pytorch", "numpy"}, messages(findings)
+    assert "cpu_generic_py312_h0" in by_pkg["pytorch"]
+    assert "differs from locked" in by_pkg["numpy"]
+
+
+@needs_lock
 def test_drift_wrong_env_or_platform(tmp_path: Path) -> None:
     prefix = fake_prefix(tmp_path, *CUDA12)
     assert "is not in" in drift_findings(LOCK, prefix, "nope", "linux-64")[0].message

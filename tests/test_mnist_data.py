@@ -253,3 +253,36 @@ def test_data_dir_naming_a_file(tmp_path: Path):
     file.write_bytes(b"x")
     with pytest.raises(EnvcheckError, match="is a file, not a folder; point --data-dir at"):
         load_mnist(file)
+
+
+def _gzip_of_size(raw: bytes, size: int) -> bytes:
+    """A valid gzip of ``raw`` exactly ``size`` bytes long: padded with a header comment."""
+    import zlib
+
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = deflate.compress(raw) + deflate.flush()
+    trailer = struct.pack("<II", zlib.crc32(raw), len(raw))
+    pad = size - (10 + len(body) + len(trailer)) - 1  # the comment ends in a NUL
+    if pad < 0:
+        pytest.skip("the tampered labels compress larger than the original")
+    header = b"\x1f\x8b\x08\x10" + b"\0" * 4 + b"\x02\xff"  # FCOMMENT
+    return header + b"x" * pad + b"\0" + body + trailer
+
+
+@needs_mnist
+def test_a_tampered_file_of_the_original_size_is_refused_by_its_digest(tmp_path: Path):
+    # Two labels swapped, re-packed to the very size of the original: only SHA-256 tells.
+    name = "train-labels-idx1-ubyte.gz"
+    original = (MNIST_DIR / name).read_bytes()
+    raw = bytearray(gzip.decompress(original))
+    first = raw[8]
+    other = next(i for i in range(9, len(raw)) if raw[i] != first)
+    raw[8], raw[other] = raw[other], raw[8]
+    tampered = _gzip_of_size(bytes(raw), len(original))
+    assert len(tampered) == len(original) and gzip.decompress(tampered) == bytes(raw)
+    path = copy_mnist(tmp_path) / name
+    path.write_bytes(tampered)
+    with pytest.raises(EnvcheckError) as info:
+        load_mnist(tmp_path, download=False)
+    assert info.value.message.startswith(f"{path} is not the original MNIST train-labels")
+    assert "its SHA-256 is" in info.value.message

@@ -43,7 +43,7 @@ def entries(folder: Path) -> list[str]:
         ("--json", "/proc/x.json", "cannot write --json /proc/x.json: /proc does not take new"),
         ("--junit", "{tmp}", "--junit {tmp} is a folder; name a file in it"),
         ("--save-facts", "{tmp}/file/facts.json", "{tmp}/file is not a folder"),
-        ("--json", "/dev/null", "is not a regular file"),
+        ("--json", "/dev/zero", "is a device, not a file"),
     ],
 )
 def test_verify_checks_outputs_before_any_work(tmp_path: Path, option, target, says):

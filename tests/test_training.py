@@ -80,3 +80,56 @@ def test_asking_for_a_missing_gpu_is_a_clear_error(framework: str):
     if "sees no GPU" not in outcome.error:
         pytest.skip("a GPU is visible here, so there is no missing-GPU error to check")
     assert "--device cpu" in outcome.error and "\n" not in outcome.error
+
+
+# ---------------------------------------------------------------- the bars, from recorded runs
+
+
+def _train_outcome(accuracy: float, mixed: float | None, device: str = "cpu") -> dict:
+    """torch.train's result in the shape the probe writes (envcheck.training.torch_mnist)."""
+    data = {
+        "framework": "torch", "device": device, "device_name": "CPU", "quick": True,
+        "epochs": 1, "train_images": 19968, "test_images": 10000,
+        "test_accuracy": accuracy, "train_seconds": 9.0, "first_step_seconds": 0.1,
+        "data_load_seconds": 0.5, "images_per_second": 2200.0,
+        "accuracy_curve": [{"images_seen": 19968, "test_accuracy": accuracy}],
+        "mixed_precision": None if mixed is None else
+        {"dtype": "bfloat16", "test_accuracy": mixed, "train_seconds": 9.5},
+    }  # fmt: skip
+    return {"target": "envcheck.training.torch_mnist:train", "ok": True, "data": data,
+            "failure": None, "error": None, "user_error": False, "seconds": 10.0,
+            "stderr_tail": "", "stderr": ""}  # fmt: skip
+
+
+def _training_result(accuracy: float, mixed: float | None = None):
+    from facts_library import cpu_torch, healthy_cuda12
+
+    from envcheck.checks import REGISTRY, Options
+    from envcheck.profiles import PROFILES
+    from envcheck.runner import ProbeOutcome
+    from envcheck.verify import verify
+
+    facts = cpu_torch(healthy_cuda12()) | {"torch.train": _train_outcome(accuracy, mixed)}
+    recorded = {name: ProbeOutcome.from_dict(d) for name, d in facts.items()}
+    checks = [c for c in REGISTRY if c.check_id == "training.torch"]
+    report, _ = verify(PROFILES["cpu"], ("torch",), False, Options(quick=True),
+                       recorded=recorded, checks=checks)  # fmt: skip
+    return report.checks[0]
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "mixed", "status", "says"),
+    [
+        (BAR_QUICK + 0.005, BAR_QUICK, "pass", None),
+        (BAR_QUICK, None, "pass", None),  # the bar itself passes
+        (BAR_QUICK - 0.0001, None, "fail", "is below the bar 97.0%"),
+        (0.11, None, "fail", "test accuracy 11.00% is below the bar"),
+        (BAR_QUICK + 0.02, BAR_QUICK - 0.0099, "pass", None),  # within a point of the bar
+        (BAR_QUICK + 0.02, BAR_QUICK - 0.02, "fail", "bfloat16 mixed precision reached only"),
+    ],
+)
+def test_the_training_bars_decide_the_verdict(accuracy, mixed, status, says):
+    c = _training_result(accuracy, mixed)
+    assert c.status.value == status, (c.message, c.cause)
+    if says:
+        assert says in c.cause

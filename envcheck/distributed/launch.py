@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import diagnose
+from .. import diagnose, interrupts
 from ..runner import SCRATCH_ENV, Child, child_env, describe_exit
 from .bandwidth import DEFAULT_SIZES
 from .ranks import GLOO_FIX, NCCL_FIX
@@ -86,7 +86,23 @@ def run_local(
     timeout: float = 180.0,
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The combined result of one torchrun on this machine; failures are data, never raised."""
+    """The combined result of one torchrun on this machine; failures are data, never raised.
+
+    SIGTERM/SIGHUP (envcheck ending the launcher) become Interrupted here, so that torchrun is
+    stopped and the temp folder removed instead of this process ending on the spot.
+    """
+    with interrupts.handled():
+        return _run_local(nproc, backend, sizes, iters, timeout, extra_env)
+
+
+def _run_local(
+    nproc: int,
+    backend: str,
+    sizes: list[int] | None,
+    iters: int,
+    timeout: float,
+    extra_env: dict[str, str] | None,
+) -> dict[str, Any]:
     env = child_env(extra=extra_env)
     # the ranks give up (and name who is behind) well before the launcher's own limit,
     # which also covers starting torchrun and tearing the ranks down (~15 s on a busy machine)

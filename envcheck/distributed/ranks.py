@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import socket
@@ -25,7 +26,7 @@ from typing import Any
 
 from .. import diagnose
 from ..errors import EnvcheckError
-from ..fileio import write_atomic
+from ..guard import check_output, one_line, write_output
 from . import FAULT_ENV
 from .bandwidth import DEFAULT_SIZES, algbw_gbps, busbw_gbps, human_size, parse_sizes
 
@@ -90,6 +91,11 @@ def rank_env(environ: dict[str, str]) -> RankEnv:
             exit_code=2,
         )
     port = _int(environ, "MASTER_PORT")
+    if not 1 <= port <= 65535:
+        raise EnvcheckError(
+            f"MASTER_PORT={port} is not a TCP port (1-65535); export a free port such as 29500",
+            exit_code=2,
+        )
     return RankEnv(rank, world, local, node, environ["MASTER_ADDR"], port, launcher)
 
 
@@ -230,7 +236,11 @@ class Rank:
         self.ok = bool(result.get("ok", True))
         if self.env.rank == 0:
             if self.opts.out:
-                write_atomic(self.opts.out, json.dumps(result, indent=2) + "\n")
+                try:
+                    write_output(self.opts.out, json.dumps(result, indent=2) + "\n", "--out")
+                except EnvcheckError as exc:  # e.g. a full disk: say so, and fail the run
+                    print(f"envcheck.distributed: error: {one_line(exc.message)}", file=sys.stderr)
+                    self.ok = False
             print_summary(result)
         return True
 
@@ -315,7 +325,8 @@ def print_summary(result: dict[str, Any]) -> None:
         )
     failure = result["failure"] or {}
     verdict = "PASS" if result["ok"] else f"FAIL: {failure.get('cause')}"
-    print(f"envcheck.distributed: {verdict}", flush=True)
+    # the cause quotes other ranks (host names, their errors): plain text on one line
+    print(f"envcheck.distributed: {one_line(verdict)}", flush=True)
 
 
 def watch(rank: Rank, deadline: float) -> None:
@@ -424,7 +435,14 @@ def run(rank: Rank) -> int:
     except Exception as exc:  # a collective or the store failed: name who is behind
         error = describe_error(exc)
         # in torchrun's log too: where rank 0 is ended before it can read the store
-        print(f"envcheck.distributed: rank {env.rank} failed: {error}", file=sys.stderr)
+        line = f"rank {env.rank} failed: {error}"
+        if rank.board is None and env.rank != 0:  # it never reached the store: say where
+            line = (
+                f"rank {env.rank} could not reach the store at {env.master_addr}:"
+                f"{env.master_port} ({error}); check MASTER_ADDR/MASTER_PORT and that the "
+                "port is reachable from this node"
+            )
+        print(f"envcheck.distributed: {one_line(line)}", file=sys.stderr, flush=True)
         rank.give_up(error)
         return 1
     return 0 if rank.ok else 1
@@ -440,15 +458,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:300]}"
 
 
-def check_output(path: Path) -> None:
-    if path.is_dir():
-        raise EnvcheckError(f"--out {path} is a directory; name a file", exit_code=2)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
+def _resolve(env: RankEnv) -> None:
+    """A MASTER_ADDR that does not resolve is said in one line, before PyTorch tries it."""
+    try:
+        socket.getaddrinfo(env.master_addr, env.master_port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError) as exc:
         raise EnvcheckError(
-            f"--out {path}: directory {parent} does not exist or is not writable; create it first",
-            exit_code=2,
-        )
+            f"MASTER_ADDR={one_line(env.master_addr)[:100]!r} does not resolve "
+            f"({getattr(exc, 'strerror', None) or exc}); export the address or host name of "
+            "the node that runs rank 0"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -473,18 +492,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     try:
-        if opts.iters < 1 or opts.timeout <= 0:
-            raise EnvcheckError("--iters and --timeout must be positive", exit_code=2)
+        if opts.iters < 1 or not math.isfinite(opts.timeout) or opts.timeout <= 0:
+            raise EnvcheckError(
+                f"--iters {opts.iters} / --timeout {opts.timeout}: both must be positive and "
+                "finite; e.g. --iters 5 --timeout 120",
+                exit_code=2,
+            )
         try:
             sizes = parse_sizes(opts.sizes)
         except ValueError as exc:
             raise EnvcheckError(f"--sizes: {exc}", exit_code=2) from None
         env = rank_env(dict(os.environ))
         if env.rank == 0 and opts.out:
-            check_output(opts.out)
+            check_output(opts.out, "--out")
+        _resolve(env)
+        # PyTorch's C++ log (socket retries, 40 lines of C++ frames per failed connect) would
+        # bury the one line that names the cause; TORCH_CPP_LOG_LEVEL=INFO shows it again
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
         return run(Rank(env, opts, sizes))
     except EnvcheckError as exc:
-        print(f"envcheck.distributed: error: {exc.message}", file=sys.stderr)
+        print(f"envcheck.distributed: error: {one_line(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
         print(f"envcheck.distributed: error: {exc}; install PyTorch", file=sys.stderr)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_output(path: Path | None) -> None:
-    """An output that cannot be written is a usage error, said before any work."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise EnvcheckError(f"--json {path} is a directory; give a file path", exit_code=2)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise EnvcheckError(
-            f"--json {path}: folder {parent} does not exist; create it or pick another path",
-            exit_code=2,
-        )
-    if not os.access(parent, os.W_OK):
-        raise EnvcheckError(f"--json {path}: folder {parent} is not writable", exit_code=2)
-
-
 def _wanted(option: str | None) -> tuple[str, ...]:
     if not option:
         return ()
@@ -65,39 +48,36 @@ def _wanted(option: str | None) -> tuple[str, ...]:
 
 
 def load_facts(path: Path) -> dict[str, Any]:
+    """Another machine's facts (a doctor --json answer, or its "facts"), bounded and
+    shape-checked: one line naming the field that does not fit."""
+    from ..guard import load_file, plain
+    from ..shapes import ShapeError, check_doctor_facts
+
+    fix = "pass a file written by `envcheck doctor --json`"
+    data = load_file(path, "json", MAX_FACTS_BYTES, "--facts", fix)
+    facts = data.get("facts", data) if isinstance(data, dict) else data
     try:
-        if path.stat().st_size > MAX_FACTS_BYTES:
-            raise EnvcheckError(f"--facts {path} is larger than 1 MiB; not a facts file")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EnvcheckError(f"--facts {path}: {exc.strerror}", exit_code=2) from None
-    except ValueError as exc:
-        raise EnvcheckError(
-            f"--facts {path} is not JSON ({exc}); pass a doctor --json file"
-        ) from None
-    facts = data.get("facts", data) if isinstance(data, dict) else None
-    if not isinstance(facts, dict) or not isinstance(facts.get("platform"), dict):
-        raise EnvcheckError(f"--facts {path} has no 'platform' facts; pass a doctor --json file")
-    for key in ("system", "machine", "subdir"):
-        if not isinstance(facts["platform"].get(key), str):
-            raise EnvcheckError(f"--facts {path}: platform.{key} is missing")
-    facts.setdefault("nvml", {"available": False, "reason": "not_recorded"})
+        check_doctor_facts(facts)
+    except ShapeError as exc:
+        raise EnvcheckError(f"--facts {path}: {plain(str(exc))}; {fix}") from None
+    if facts.get("nvml") is None:
+        facts["nvml"] = {"available": False, "reason": "not_recorded"}
     return facts
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fileio import write_atomic
+    from ..guard import check_output, printing_survives, write_output
     from .facts import gather_facts
     from .judge import diagnose_machine
     from .render import render
     from .workspace import find_lock, read_workspace
 
-    _check_output(args.json)
+    check_output(args.json, "--json")
     wanted = _wanted(args.framework)
     workspace = read_workspace(find_lock(args.lock))
     facts = load_facts(args.facts) if args.facts else gather_facts()
     answer = diagnose_machine(facts, workspace, wanted)
-    render(answer)
-    if args.json:
-        write_atomic(args.json, json.dumps(answer, indent=2) + "\n")
+    if args.json:  # written first: a closed stdout (`| head`) must not lose it
+        write_output(args.json, json.dumps(answer, indent=2) + "\n", "--json")
+    printing_survives(lambda: render(answer))
     return answer["exit_code"]

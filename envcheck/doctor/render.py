@@ -7,6 +7,7 @@ import textwrap
 from typing import Any, Callable
 
 from ..gpuarch import sm_name
+from ..guard import plain
 
 WIDE = 120  # below this many columns the table's "why" column is too narrow: list layout
 
@@ -103,6 +104,11 @@ def render_plain(
     """The model layout: a row per env, its reasons on their own lines below, wrapped to
     ``width`` (the terminal's by default)."""
     width = width or shutil.get_terminal_size((80, 24)).columns
+    raw_write = write
+
+    def write(line: str) -> None:  # facts and lock come from outside: no control sequences
+        raw_write(plain(line))
+
     for line in machine_lines(answer["facts"], answer.get("health")):
         write(line)
     write(f"workspace: {answer['lock']}")
@@ -129,15 +135,17 @@ def render_plain(
 
 
 def render_rich(answer: dict[str, Any], console: Any) -> None:
-    from rich.markup import escape
     from rich.table import Table
+
+    from ..guard import escape, safe_text
 
     if console.width < WIDE:  # the plain layout, coloured: reasons get whole lines
         _render_narrow(answer, console)
         return
+    # facts (GPU names, driver strings) and the lock come from outside: printed as Text
     for line in machine_lines(answer["facts"], answer.get("health")):
-        console.print(line, highlight=False, markup=False)
-    console.print(f"workspace: {answer['lock']}", highlight=False, markup=False)
+        console.print(safe_text(line), highlight=False)
+    console.print(safe_text(f"workspace: {answer['lock']}"), highlight=False)
     table = Table(show_lines=False)
     for col in ("env", "platform", "CUDA", "verdict"):
         table.add_column(col, no_wrap=True)
@@ -148,7 +156,7 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
         table.add_row(
             escape(v["env"]),
             escape(v["platform"]),
-            v["cuda"] or "-",
+            escape(v["cuda"] or "-"),
             f"[{STYLE[v['status']]}]{MARK[v['status']]}[/]",
             escape(_frameworks(v)),
             escape(_why(v)),
@@ -157,14 +165,14 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
         console.print(table)
     for line in [*others, *_footer(answer)]:
         # soft_wrap: the commands stay on one line each, ready to copy
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        console.print(plain(line), highlight=False, markup=False, soft_wrap=True)
 
 
 def _render_narrow(answer: dict[str, Any], console: Any) -> None:
     from rich.text import Text
 
-    def out(line: str, style: str = "") -> None:
-        console.print(Text(line, style=style), overflow="fold", no_wrap=True, crop=False)
+    def out(line: str, style: str = "") -> None:  # outside text: no control sequences
+        console.print(Text(plain(line), style=style), overflow="fold", no_wrap=True, crop=False)
 
     for line in machine_lines(answer["facts"], answer.get("health")):
         for part in wrap(line, console.width, indent=0):
@@ -178,7 +186,7 @@ def _render_narrow(answer: dict[str, Any], console: Any) -> None:
         cuda = f"CUDA {v['cuda']}" if v["cuda"] else "no CUDA"
         rest = f"{v['env']} ({v['platform']}, {cuda}): {_frameworks(v)}"
         first, *more = wrap(rest, console.width - 5, indent=0)
-        head.append(first)
+        head.append(plain(first))
         console.print(head, overflow="fold", no_wrap=True, crop=False)
         for part in more:
             out(" " * 5 + part)
@@ -191,7 +199,7 @@ def _render_narrow(answer: dict[str, Any], console: Any) -> None:
     console.print()
     for line in _footer(answer):
         if line.startswith("    "):  # a command: one line, ready to copy
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            console.print(plain(line), highlight=False, markup=False, soft_wrap=True)
         else:
             for part in wrap(line, console.width, indent=0):
                 out(part)

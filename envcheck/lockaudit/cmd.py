@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
-from ..fileio import check_output, write_output
+from ..guard import check_output, printing_survives, write_output
 
 MAX_ROWS = 40  # findings shown in the table; --json has them all
 
@@ -81,18 +81,18 @@ def run(args: argparse.Namespace) -> int:
         findings += found
 
     size_rows = sizes(result.lock, result.envs, result.manifest) if args.sizes else []
-    console = Console(highlight=False, soft_wrap=False)
-    _render(console, result, findings, size_rows, drift)
-    if args.json:
+    if args.json:  # written before the table: a closed stdout must not lose it
         _write_json(Path(args.json), result, findings, size_rows, drift)
+    console = Console(highlight=False, soft_wrap=False)
+    printing_survives(lambda: _render(console, result, findings, size_rows, drift))
     return 1 if has_errors(findings) else 0
 
 
 def _render(console: Any, result: Any, findings: list, size_rows: list, drift: Any) -> None:
     from rich import box
     from rich.table import Table
-    from rich.text import Text
 
+    from ..guard import safe_text
     from .core import human_size
 
     if size_rows:
@@ -101,7 +101,7 @@ def _render(console: Any, result: Any, findings: list, size_rows: list, drift: A
             table.add_column(col, justify="right" if col in ("records", "size") else "left")
         for row in size_rows:
             size = human_size(row.bytes) + (f" (+{row.unknown} unknown)" if row.unknown else "")
-            table.add_row(Text(row.env), Text(row.platform), str(row.records), size)
+            table.add_row(safe_text(row.env), safe_text(row.platform), str(row.records), size)
         console.print(table)
     if findings:
         table = Table(box=box.SIMPLE)
@@ -119,11 +119,11 @@ def _render(console: Any, result: Any, findings: list, size_rows: list, drift: A
             # Text, not markup: specs such as pytorch[build="cuda12*"] look like rich tags.
             style = "red" if f.severity == "error" else "yellow"
             table.add_row(
-                Text(f.severity, style=style),
-                Text(f.env),
-                Text(f.platform),
-                Text(f.package),
-                Text(f.message),
+                safe_text(f.severity, style=style),
+                safe_text(f.env),
+                safe_text(f.platform),
+                safe_text(f.package),
+                safe_text(f.message),
             )
         console.print(table)
         if len(findings) > MAX_ROWS:
@@ -137,7 +137,7 @@ def _render(console: Any, result: Any, findings: list, size_rows: list, drift: A
     )
     if drift:
         scope += f", drift of {drift['prefix']}"
-    line = Text(f"{scope}: ")
+    line = safe_text(f"{scope}: ")
     if findings:
         line.append(f"{errors} errors, {warnings} warnings", style="red" if errors else "yellow")
     else:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import EnvcheckError
 from ..fileio import decode_utf8, read_bounded
+from ..guard import refuse_yaml_aliases
 from .virtuals import Virtual
 
 # pixi >= 0.68 writes v7; older versions mean an older pixi wrote (or will rewrite) the file.
@@ -93,6 +94,10 @@ def load_lock(path: str | Path) -> Lock:
             f"0.68 (which writes version {EXPECTED_VERSION}); re-lock with the pixi that "
             "pixi.toml's requires-pixi names: `pixi lock`"
         )
+    try:
+        refuse_yaml_aliases(text)  # py-rattler would expand an alias bomb to gigabytes
+    except ValueError as exc:
+        raise EnvcheckError(f"lock file {path} {exc}; {fix}") from None
     try:
         lock = rattler.LockFile.from_path(path)
         platforms = {p.name: _platform(p) for p in lock.platforms()}

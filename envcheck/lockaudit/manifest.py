@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import EnvcheckError
 from ..fileio import decode_utf8, read_bounded
+from ..guard import parse_text
 from .platforms import PlatformDecl, parse_platform, subdir_keys, sysreq_virtual
 from .virtuals import Virtual
 
@@ -139,7 +140,7 @@ def load_manifest(path: str | Path) -> Manifest:
     fix = "pass the workspace's pixi.toml with --manifest PATH"
     try:
         raw = read_bounded(path, MAX_MANIFEST_BYTES, "manifest", fix)
-        data = tomllib.loads(decode_utf8(raw, path, "manifest", fix))
+        data = parse_text(decode_utf8(raw, path, "manifest", fix), "toml")  # nesting bounded
     except FileNotFoundError:
         raise EnvcheckError(
             f"no manifest at {path}; run from the workspace root or pass --manifest PATH"
@@ -148,6 +149,8 @@ def load_manifest(path: str | Path) -> Manifest:
         raise EnvcheckError(f"cannot read manifest {path}: {exc.strerror or exc}; {fix}") from None
     except tomllib.TOMLDecodeError as exc:
         raise EnvcheckError(f"malformed manifest {path}: {exc}; fix the TOML syntax") from None
+    except ValueError as exc:  # the guard's bounds: nesting, NaN, huge integers
+        raise EnvcheckError(f"malformed manifest {path}: {exc}; {fix}") from None
     try:
         return _build(path, data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

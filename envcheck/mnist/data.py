@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from envcheck.errors import EnvcheckError
+from envcheck.guard import one_line, safe_text
 from envcheck.mnist.idx import read_idx
 
 ENV_DATA_DIR = "ENVCHECK_DATA_DIR"
@@ -319,14 +320,15 @@ def _fetch_one(name: str, target: Path, mirrors: list[str], bar, elsewhere: str)
         if bar is not None:
             # A plain line too: where stderr is no terminal (verify's subprocess) rich
             # draws no bar, and this line is all the user sees of a slow download.
-            bar.console.print(f"downloading {url}", highlight=False)
+            # Text, not markup: an IPv6 mirror http://[fd00::1]:8000/ must print intact
+            bar.console.print(safe_text(f"downloading {url}"), highlight=False)
             task = bar.add_task(name, total=size)
         try:
             got = _download(url, target / name, size, bar, task, elsewhere)
         except _Failed as exc:
             failures.append(f"{url}: {exc}")
             if bar is not None:
-                bar.console.print(f"  failed: {exc}", highlight=False)
+                bar.console.print(safe_text(f"  failed: {exc}"), highlight=False)
             continue
         finally:
             if bar is not None:
@@ -461,10 +463,11 @@ def _open(url: str):
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
+        # the reason phrase is the server's: no control sequences, bounded
+        return f"HTTP {exc.code} {one_line(exc.reason)[:100]}"
     if isinstance(exc, urllib.error.URLError):
         reason = exc.reason
-        return getattr(reason, "strerror", None) or str(reason)
+        return one_line(getattr(reason, "strerror", None) or str(reason))[:200]
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 

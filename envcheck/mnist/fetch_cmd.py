@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from envcheck.guard import plain
 from envcheck.mnist.data import DEFAULT_MIRRORS, ENV_MIRRORS, cache_dir, fetch_mnist
 
 
@@ -29,8 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fetch into --dest; EnvcheckError (one line: cause and fix) propagates to the CLI."""
     dest = fetch_mnist(dest=args.dest, mirrors=args.mirror)
-    print(f"MNIST ready in {dest} (4 files, SHA-256 checked)")
+    print(plain(f"MNIST ready in {dest} (4 files, SHA-256 checked)"))
     if args.dest and dest != cache_dir():
         # verify only searches the cache by itself; say how to point it at this copy.
-        print(f"use it with: envcheck verify --data-dir {dest}  (or ENVCHECK_DATA_DIR={dest})")
+        print(
+            plain(f"use it with: envcheck verify --data-dir {dest}  (or ENVCHECK_DATA_DIR={dest})")
+        )
     return 0

@@ -10,14 +10,13 @@ machine failed or a file was refused.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import EnvcheckError
+from ..guard import one_line, plain, plain_copy
 from ..model import CATEGORIES, CheckResult, DeviceResult, Report, Status, worst
 from .summary import ICON, _cell
 from .terminal import LABEL, STYLE
@@ -88,18 +87,25 @@ def _text_or_none(value: Any) -> str | None:
 
 
 def load_report(path: Path) -> Report:
-    """Read one report with a size bound; ValueError/OSError say why it is refused."""
-    size = path.stat().st_size
-    if path.is_dir():
-        raise ValueError("is a directory")
-    if size > MAX_REPORT_BYTES:
-        raise ValueError(f"{size} bytes, over the {MAX_REPORT_BYTES // 2**20} MiB a report may be")
-    with path.open("rb") as f:
-        raw = f.read(MAX_REPORT_BYTES + 1)
+    """Read one report: type checked before opening, size and nesting bounded, shape checked.
+
+    ValueError says why it is refused (one line, naming the field).
+    """
+    from ..guard import load_file, plain
+    from ..shapes import ShapeError, check_report
+
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"not JSON ({exc})") from None
+        data = load_file(path, "json", MAX_REPORT_BYTES, "report", "-")
+    except EnvcheckError as exc:
+        # "report PATH <why>; -": keep the why, the caller adds the fix
+        why = exc.message.removeprefix(f"report {path} ").removesuffix("; -")
+        raise ValueError(why) from None
+    if not isinstance(data, dict) or data.get("schema_version") != 1 or "categories" not in data:
+        raise ValueError("not an envcheck verify report (no schema_version 1 and categories)")
+    try:
+        check_report(data)
+    except ShapeError as exc:
+        raise ValueError(f"not an envcheck verify report: {plain(str(exc))}") from None
     return report_from_dict(data)
 
 
@@ -111,12 +117,14 @@ def load_all(paths: list[Path]) -> tuple[list[Machine], list[str]]:
             report = load_report(path)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            reason = one_line(reason)
             refused.append(
                 f"refused {path}: {reason}; pass files written by `envcheck verify --json`"
             )
             continue
         name = path.stem if stems.count(path.stem) == 1 else str(path)
-        machines.append(Machine(name, path, report))
+        # another machine's words: no terminal control sequences anywhere in what is shown
+        machines.append(Machine(plain(name), path, plain_copy(report)))
     return machines, refused
 
 
@@ -311,25 +319,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ..fileio import write_atomic
+    from ..guard import check_output, printing_survives, warn_step_summary, write_output
     from .junit import to_junit_many
 
-    if args.junit and args.junit.is_dir():
-        raise EnvcheckError(f"--junit {args.junit} is a directory; name a file", exit_code=2)
+    check_output(args.junit, "--junit")
     machines, refused = load_all(args.files)
     for line in refused:
-        print(f"envcheck: {line}", file=sys.stderr)
+        print(f"envcheck: {one_line(line)}", file=sys.stderr)  # a file name is outside text too
     if not machines:
         raise EnvcheckError(
             f"none of the {len(args.files)} file(s) is an envcheck report; pass files written "
             "by `envcheck verify --json`"
         )
-    render(machines, Console())
-    if args.junit:
+    if args.junit:  # written before the table: a closed stdout must not lose it
         pairs = [(m.name, m.report) for m in machines]
-        write_atomic(args.junit, to_junit_many(pairs, f"envcheck fleet ({len(machines)})"))
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as f:
-            f.write(to_markdown(machines, refused))
+        write_output(
+            args.junit, to_junit_many(pairs, f"envcheck fleet ({len(machines)})"), "--junit"
+        )
+    warn_step_summary(to_markdown(machines, refused))
+    printing_survives(lambda: render(machines, Console()))
     return 1 if refused or any(m.report.status is Status.FAIL for m in machines) else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..guard import one_line
 from ..model import Report, Status
 from ..rootcause import summary_lines
 
@@ -15,7 +16,7 @@ ICON = {
 
 
 def _cell(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")
+    return one_line(text or "").replace("|", "\\|")
 
 
 def to_markdown(report: Report) -> str:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..guard import plain_copy
 from ..model import CATEGORIES, CheckResult, Report, Status
 from ..rootcause import summary_lines
 
@@ -143,6 +144,9 @@ def _list(report: Report, console: Console) -> None:
 
 
 def render(report: Report, console: Console) -> None:
+    # Every string from outside (CONDA_PREFIX, GPU names, a replayed report) without terminal
+    # control sequences; the layout below prints them as Text, never as markup.
+    report = plain_copy(report)
     env = report.environment
     py = env.get("python", {})
     where = env.get("pixi_environment") or env.get("conda_prefix") or "no conda env"
