@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 # SIGHUP does not exist on Windows.
 SIGNALS = tuple(
@@ -34,7 +34,10 @@ SIGNALS = tuple(
 JOB_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTSTP", "SIGCONT") if hasattr(signal, n))
 GRACE_S = 10.0  # how long registered children get to end after a SIGTERM of ours
 
-_live: list[Any] = []  # subprocess.Popen objects of the registered groups
+# The one registry of the children envcheck started (subprocess.Popen objects, each leading a
+# process group of its own) and how to stop each: signals are forwarded to them (Ctrl-Z,
+# SIGCONT, a graceful SIGTERM) and an interrupt or a closing host ends them all (stop_all).
+_live: list[tuple[Any, Callable[[], None] | None]] = []
 _lock = threading.Lock()
 
 
@@ -54,19 +57,28 @@ class Interrupted(KeyboardInterrupt):
 # ---------------------------------------------------------------------------- the registry
 
 
-def register(proc: Any) -> None:
-    """Track a child (a subprocess.Popen) that leads a process group of its own.
+def register(proc: Any, stop: Callable[[], None] | None = None) -> None:
+    """Track a child (a subprocess.Popen) that leads a process group of its own, and the call
+    that ends it (``stop``: kill its group and reap it).
 
     Nothing needs unregistering: a child that has been reaped drops out by itself.
     """
     with _lock:
-        _live[:] = [p for p in _live if p.returncode is None]
-        _live.append(proc)
+        _live[:] = [(p, s) for p, s in _live if p.returncode is None]
+        _live.append((proc, stop))
 
 
 def live() -> list[Any]:
     with _lock:
-        return [p for p in _live if p.returncode is None]
+        return [p for p, _ in _live if p.returncode is None]
+
+
+def stop_all() -> None:
+    """End every registered child that is still alive (an interrupt, or a host closing)."""
+    with _lock:
+        stops = [s for p, s in _live if s is not None and p.returncode is None]
+    for stop in stops:
+        stop()
 
 
 def _descendant_groups(roots: list[int]) -> set[int]:

@@ -290,7 +290,7 @@ class LiveHost:
 
     def abort(self) -> None:
         """Interrupted: stop every child now, wait for the calls to unwind, clean up."""
-        from .runner import stop_all
+        from .interrupts import stop_all
 
         stop_all()
         if self._pool is not None:

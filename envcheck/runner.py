@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import interrupts
 
@@ -109,38 +109,6 @@ def child_env(
     return env
 
 
-# -- live children ---------------------------------------------------------------------------
-# Every child envcheck starts is registered here while it lives, with how to stop it. This is
-# the single place a child process group is registered and unregistered: an interrupt ends
-# them all (stop_all), and a helper that forwards signals (Ctrl-Z) to children reads it.
-_LIVE: dict[int, Callable[[], None]] = {}
-_LIVE_LOCK = threading.Lock()
-
-
-def _register(pid: int, stop: Callable[[], None]) -> None:
-    with _LIVE_LOCK:
-        _LIVE[pid] = stop
-
-
-def _unregister(pid: int) -> None:
-    with _LIVE_LOCK:
-        _LIVE.pop(pid, None)
-
-
-def live_groups() -> list[int]:
-    """Process ids (= group ids for own-session children) of the children alive now."""
-    with _LIVE_LOCK:
-        return list(_LIVE)
-
-
-def stop_all() -> None:
-    """End every registered child (interrupt, or the host closing); each stop reaps its own."""
-    with _LIVE_LOCK:
-        stops = list(_LIVE.values())
-    for stop in stops:
-        stop()
-
-
 class Child:
     """A started child process: its output drained, its end bounded, its group killable.
 
@@ -176,8 +144,9 @@ class Child:
             start_new_session=own_group,  # so ending it can kill the probe's own children too
         )
         self.pid = self.proc.pid
-        _register(self.pid, self.stop)
-        interrupts.register(self.proc)  # Ctrl-Z, SIGCONT and a graceful end reach its group
+        # the one registry of live children: Ctrl-Z, SIGCONT, a graceful end and an
+        # interrupt's stop_all reach its group
+        interrupts.register(self.proc, self.stop)
         stream = self.proc.stdout if merge_output else self.proc.stderr
         self.output = TailReader(stream, keep=keep)
 
@@ -208,7 +177,6 @@ class Child:
                 if not self.wait(self._grace or None):
                     self.proc.kill()
             self.proc.wait()
-            _unregister(self.pid)
 
     def finish(self) -> str:
         """Stop what is left of the child and return the end of its output."""
