@@ -55,6 +55,23 @@ def test_plain_doctor_wraps_reasons_on_their_own_lines():
     assert not long_lines("\n".join(lines), 80)
 
 
+@pytest.mark.parametrize("width", [60, 40])
+def test_plain_doctor_lists_envs_when_the_table_would_not_fit(width):
+    # `python3 -m envcheck doctor` with nothing installed prints this layout: its table rows
+    # are about 77 columns, which a narrow terminal would break mid-word
+    answer, _ = answer_for(machine(driver="535.247.01", gpus=[V100, V100]))
+    lines: list[str] = []
+    render_plain(answer, lines.append, width=width)
+    text = "\n".join(lines)
+    assert not long_lines(text, width), long_lines(text, width)
+    wide: list[str] = []
+    render_plain(answer, wide.append, width=10_000)
+    missing = words("\n".join(wide)) - words(text)
+    missing -= {"env", "platform", "CUDA", "frameworks", "verdict"}  # the table's header row
+    assert not missing, sorted(missing)
+    assert "sm_70" in text
+
+
 def fleet_machines():
     bad = no_driver_cuda12().to_dict()
     return [

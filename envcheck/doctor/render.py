@@ -109,16 +109,20 @@ def render_plain(
     def write(line: str) -> None:  # facts and lock come from outside: no control sequences
         raw_write(plain(line))
 
-    for line in machine_lines(answer["facts"], answer.get("health")):
-        write(line)
-    write(f"workspace: {answer['lock']}")
-    write("")
     here, others = _split(answer)
     rows = [("env", "platform", "CUDA", "frameworks", "verdict")]
     rows += [
         (v["env"], v["platform"], v["cuda"] or "-", _frameworks(v), MARK[v["status"]]) for v in here
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    if sum(widths) + 2 * (len(widths) - 1) > width:  # the table would wrap: the list layout
+        for line, _style in narrow_lines(answer, width):
+            write(line)
+        return
+    for line in machine_lines(answer["facts"], answer.get("health")):
+        write(line)
+    write(f"workspace: {answer['lock']}")
+    write("")
     for i, r in enumerate(rows if here else []):
         write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
         if i and _why(here[i - 1]) != "-":
@@ -168,41 +172,53 @@ def render_rich(answer: dict[str, Any], console: Any) -> None:
         console.print(plain(line), highlight=False, markup=False, soft_wrap=True)
 
 
+def narrow_lines(answer: dict[str, Any], width: int) -> list[tuple[str, str]]:
+    """The list layout for terminals too narrow for the table: (line, style) pairs, an env per
+    entry with its reasons on their own lines, wrapped at whole words to ``width``; commands
+    (style "command") stay on one line each, ready to copy. Shared by the plain and the rich
+    renderer, so both read the same at 40 columns."""
+    lines: list[tuple[str, str]] = []
+
+    def add(text: str, indent: int = 0, style: str = "") -> None:
+        lines.extend((part, style) for part in wrap(text, width, indent=indent))
+
+    for line in machine_lines(answer["facts"], answer.get("health")):
+        add(line)
+    add(f"workspace: {answer['lock']}")
+    lines.append(("", ""))
+    here, others = _split(answer)
+    for v in here:
+        cuda = f"CUDA {v['cuda']}" if v["cuda"] else "no CUDA"
+        rest = f"{v['env']} ({v['platform']}, {cuda}): {_frameworks(v)}"
+        first, *more = wrap(rest, width - 5, indent=0)
+        lines.append((f"{MARK[v['status']]:<5}{first}", "status:" + v["status"]))
+        lines.extend((" " * 5 + part, "") for part in more)
+        for reason in v["reasons"] + v["warnings"] + v["notes"]:  # one reason per line
+            add(reason, indent=5, style="dim" if v["status"] == "fits" else "")
+    for line in others:
+        add(line)
+    lines.append(("", ""))
+    for line in _footer(answer):
+        if line.startswith("    "):
+            lines.append((line, "command"))
+        else:
+            add(line)
+    return lines
+
+
 def _render_narrow(answer: dict[str, Any], console: Any) -> None:
     from rich.text import Text
 
-    def out(line: str, style: str = "") -> None:  # outside text: no control sequences
-        console.print(Text(plain(line), style=style), overflow="fold", no_wrap=True, crop=False)
-
-    for line in machine_lines(answer["facts"], answer.get("health")):
-        for part in wrap(line, console.width, indent=0):
-            out(part)
-    for part in wrap(f"workspace: {answer['lock']}", console.width, indent=0):
-        out(part)
-    console.print()
-    here, others = _split(answer)
-    for v in here:
-        head = Text(f"{MARK[v['status']]:<5}", style=STYLE[v["status"]])
-        cuda = f"CUDA {v['cuda']}" if v["cuda"] else "no CUDA"
-        rest = f"{v['env']} ({v['platform']}, {cuda}): {_frameworks(v)}"
-        first, *more = wrap(rest, console.width - 5, indent=0)
-        head.append(plain(first))
-        console.print(head, overflow="fold", no_wrap=True, crop=False)
-        for part in more:
-            out(" " * 5 + part)
-        for reason in v["reasons"] + v["warnings"] + v["notes"]:  # one reason per line
-            for part in wrap(reason, console.width, indent=5):
-                out(part, "dim" if v["status"] == "fits" else "")
-    for line in others:
-        for part in wrap(line, console.width, indent=0):
-            out(part)
-    console.print()
-    for line in _footer(answer):
-        if line.startswith("    "):  # a command: one line, ready to copy
+    for line, style in narrow_lines(answer, console.width):
+        if style == "command":  # one line, ready to copy
             console.print(plain(line), highlight=False, markup=False, soft_wrap=True)
-        else:
-            for part in wrap(line, console.width, indent=0):
-                out(part)
+        elif style.startswith("status:"):  # the verdict word coloured, the rest plain
+            status = style.split(":", 1)[1]
+            text = Text(plain(line[:5]), style=STYLE[status])
+            text.append(plain(line[5:]))
+            console.print(text, overflow="fold", no_wrap=True, crop=False)
+        else:  # outside text: no control sequences
+            console.print(Text(plain(line), style=style), overflow="fold", no_wrap=True, crop=False)
 
 
 def render(answer: dict[str, Any]) -> None:
