@@ -68,9 +68,23 @@ class CheckResult:
         return f"{self.category}.{self.name}"
 
     @property
+    def is_root(self) -> bool:
+        """A failure that follows from no other failure: a root cause of the run."""
+        return self.status is Status.FAIL and not self.follows
+
+    @property
     def cause_beyond_message(self) -> str | None:
         """The cause where it adds to the message (a user error's message is its cause)."""
         return self.cause if self.cause and self.cause != self.message else None
+
+
+# A check that could not run because something it needs failed says so with this prefix
+# (envcheck.rootcause reads it to count the check as NOT_RUN under its root cause).
+NOT_RUN_PREFIX = "not run"
+
+
+def not_run_message(why: str) -> str:
+    return f"{NOT_RUN_PREFIX}: {why}"
 
 
 def passed(category: str, name: str, message: str, **kw: Any) -> CheckResult:
@@ -129,7 +143,7 @@ class Report:
     @property
     def root_causes(self) -> list[str]:
         """The failed checks that follow from no other failure, in report order."""
-        return [c.check_id for c in self.checks if c.status is Status.FAIL and not c.follows]
+        return [c.check_id for c in self.checks if c.is_root]
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}

@@ -67,7 +67,6 @@ class WarmWorker:
         self, name: str, extra_path: list[str] | None = None, scratch: str | None = None
     ) -> None:
         self.name = name
-        self.calls = 0
         cmd = [sys.executable, "-m", "envcheck.worker", "--serve", name]
         env = child_env(extra_path, scratch=scratch)
         self.child = Child(cmd, env, keep=WORKER_STDERR_KEPT, pipes=True)
@@ -101,7 +100,6 @@ class WarmWorker:
             if self._line(deadline) != "ready":
                 raise WorkerGone("eof")
             self.ready = True
-        self.calls += 1
         request = json.dumps({"name": name, "target": target, "args": args, "out": str(out)})
         request += "\n"
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from .model import CATEGORIES, CheckResult, Status
+from .model import CATEGORIES, NOT_RUN_PREFIX, CheckResult, Status
 
 # What each check needs, by check-id pattern; "{fw}" stands for the check's own framework (the
 # part after the dot). Order does not matter: results are walked in category order, and every
@@ -31,7 +31,6 @@ NEEDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("distributed.*", ("devices.torch",)),
     ("training.*", ("devices.{fw}",)),
 )
-NOT_RUN_PREFIX = "not run"
 
 
 def needs_of(check_id: str) -> tuple[str, ...]:
@@ -88,7 +87,7 @@ def root_causes(results: list[CheckResult]) -> list[RootCause]:
     """Every failure that follows from no other, with the checks that follow from it."""
     out = []
     for r in results:
-        if r.status is Status.FAIL and not r.follows:
+        if r.is_root:
             follow_ons = [x.check_id for x in results if r.check_id in x.follows]
             out.append(RootCause(r.check_id, r.message, r.cause_beyond_message, r.fix, follow_ons))
     return out

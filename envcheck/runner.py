@@ -211,12 +211,13 @@ def _signal_group(pgid: int, sig: int) -> bool:
         return False
 
 
-def read_result(path: Path) -> dict[str, Any] | None:
-    """A result file the worker wrote (atomically), or None: missing, too big or not ours."""
+def read_result(path: Path, limit: int = MAX_RESULT_BYTES) -> dict[str, Any] | None:
+    """A result file a child wrote (a probe worker, torchrun's rank 0), or None: missing,
+    over ``limit`` bytes, or not a result (a JSON object with "ok")."""
     try:
         with path.open("rb") as f:
-            raw = f.read(MAX_RESULT_BYTES + 1)
-        if len(raw) > MAX_RESULT_BYTES:
+            raw = f.read(limit + 1)
+        if len(raw) > limit:
             return None
         data = json.loads(raw)
     except (OSError, ValueError):

@@ -18,7 +18,7 @@ from .checks.registry import PROBES, Check
 from .errors import EnvcheckError, split_cause_fix
 from .fixes import fit_fixes
 from .guard import finite, load_file, plain, write_output
-from .model import CATEGORIES, CheckResult, Report, failed, skipped
+from .model import CATEGORIES, CheckResult, Report, failed, not_run_message, skipped
 from .probehost import LiveHost, ReplayHost
 from .profiles import (
     FRAMEWORKS_ENV,
@@ -30,10 +30,6 @@ from .profiles import (
 )
 from .rootcause import group_follow_ons
 from .runner import NOT_RECORDED, ProbeOutcome
-
-
-def probe_args(ctx: Context, name: str) -> dict[str, Any]:
-    return PROBES[name].build_args(ctx)
 
 
 def gather_with(host: Any) -> Callable[[Context, str], ProbeOutcome]:
@@ -243,7 +239,7 @@ def run_checks(
                 result = skipped(
                     check.category,
                     check.name,
-                    f"not run: probe {exc.name} failed (see {reported[exc.name]})",
+                    not_run_message(f"probe {exc.name} failed (see {reported[exc.name]})"),
                 )
             else:
                 result = probe_failure(check, exc)

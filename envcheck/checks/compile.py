@@ -16,7 +16,16 @@ from ..diagnose_compile import (
     ptxas_too_new,
     triton_problem,
 )
-from ..model import CheckResult, DeviceResult, Status, failed, passed, skipped, warned
+from ..model import (
+    CheckResult,
+    DeviceResult,
+    Status,
+    failed,
+    not_run_message,
+    passed,
+    skipped,
+    warned,
+)
 from ..runner import NOT_RECORDED
 from .kernels import gpu_ready, no_gpu_failure
 from .registry import Context, ProbeFailed, register
@@ -47,7 +56,9 @@ def _probe_failed(exc: ProbeFailed, what: str) -> CheckResult | None:
     if not exc.name.endswith(".compile"):
         return None
     if exc.outcome.error == NOT_RECORDED:  # facts saved before the compile checks existed
-        return skipped(CAT, exc.name.split(".")[0], f"not run: {exc.name} is not in the facts")
+        return skipped(
+            CAT, exc.name.split(".")[0], not_run_message(f"{exc.name} is not in the facts")
+        )
     if exc.outcome.failure != "timeout":
         return None
     dx = compile_timeout(what, exc.outcome.seconds)

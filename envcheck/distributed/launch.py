@@ -8,7 +8,6 @@ is gone ends itself (ranks.watch). A rank that died is named from torchrun's fai
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import diagnose, interrupts
-from ..runner import SCRATCH_ENV, Child, child_env, describe_exit
+from ..runner import SCRATCH_ENV, Child, child_env, describe_exit, read_result
 from .bandwidth import DEFAULT_SIZES
 from .ranks import GLOO_FIX, NCCL_FIX
 
@@ -69,15 +68,6 @@ def root_cause(log: str) -> dict[str, Any] | None:
     return {"rank": int(rank), "local_rank": int(local), "host": host, "exitcode": int(code)}
 
 
-def _read_result(path: Path) -> dict[str, Any] | None:
-    try:
-        with path.open("rb") as f:
-            data = json.loads(f.read(MAX_RESULT_BYTES))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def run_local(
     nproc: int,
     backend: str = "gloo",
@@ -125,7 +115,7 @@ def _run_local(
             timed_out = not child.wait(timeout)
         finally:  # also on Ctrl-C: end torchrun and its ranks before leaving
             log = child.finish()
-        result = _read_result(out)
+        result = read_result(out, MAX_RESULT_BYTES)
     seconds = time.monotonic() - start
     return interpret(result, log or "", child.returncode, timed_out, timeout, nproc, backend) | {
         "launcher_seconds": seconds,
