@@ -38,7 +38,9 @@ GRACE_S = 10.0  # how long registered children get to end after a SIGTERM of our
 # process group of its own) and how to stop each: signals are forwarded to them (Ctrl-Z,
 # SIGCONT, a graceful SIGTERM) and an interrupt or a closing host ends them all (stop_all).
 _live: list[tuple[Any, Callable[[], None] | None]] = []
-_lock = threading.Lock()
+# re-entrant: the signal handlers read the registry (live()) and may run on the main thread
+# while it holds the lock in register()
+_lock = threading.RLock()
 
 
 class Interrupted(KeyboardInterrupt):

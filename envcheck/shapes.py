@@ -174,6 +174,7 @@ def check_report(d: Any) -> None:
                 field(c, key, OPTIONAL_STR, at)
             field(c, "duration_s", (*NUMBER, type(None)), at)
             field(c, "figures", (dict, type(None)), at)
+            string_list(c, "follows", at)  # the root causes a failure follows from
             for k, dev in enumerate(field(c, "devices", (list, type(None)), at) or []):
                 dat = f"{at}.devices[{k}]"
                 need_dict(dev, dat)

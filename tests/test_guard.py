@@ -271,6 +271,8 @@ def test_deep_json_is_refused_in_one_line(tmp_path: Path, text: str, option: str
     err = proc.stderr.decode()
     assert proc.returncode in (1, 2) and "Traceback" not in err, err
     assert "nests deeper than 64 levels" in err
+    refusal = next(line for line in err.splitlines() if "nests deeper" in line)
+    assert refusal.count(str(path)) == 1, refusal  # the file named once, not twice
 
 
 def test_deep_toml_manifest_is_one_line(tmp_path: Path):
@@ -374,6 +376,9 @@ REPORT_CASES = [
     (lambda d: _check(d).update(message=["x"]), "categories[0].checks[0].message is a list"),
     (lambda d: _check(d).update(duration_s=float("nan")), "checks[0].duration_s is nan"),
     (lambda d: _check(d).update(devices=[1]), "categories[0].checks[0].devices[0] is an integer"),
+    # a string where the list of root causes belongs ("abc" once loaded as ['a', 'b', 'c'])
+    (lambda d: _check(d).update(follows="abc"), "categories[0].checks[0].follows is a string"),
+    (lambda d: _check(d).update(follows=[1]), "categories[0].checks[0].follows[0] is an integer"),
 ]
 
 

@@ -91,14 +91,17 @@ def load_report(path: Path) -> Report:
 
     ValueError says why it is refused (one line, naming the field).
     """
-    from ..guard import load_file, plain
+    from ..guard import load_file
     from ..shapes import ShapeError, check_report
 
     try:
         data = load_file(path, "json", MAX_REPORT_BYTES, "report", "-")
     except EnvcheckError as exc:
-        # "report PATH <why>; -": keep the why, the caller adds the fix
-        why = exc.message.removeprefix(f"report {path} ").removesuffix("; -")
+        # "report PATH <why>; -" or "report PATH: <why>; -": keep the why (the caller names
+        # the file and adds the fix)
+        why = exc.message.removesuffix("; -")
+        for prefix in (f"report {path}: ", f"report {path} "):
+            why = why.removeprefix(prefix)
         raise ValueError(why) from None
     if not isinstance(data, dict) or data.get("schema_version") != 1 or "categories" not in data:
         raise ValueError("not an envcheck verify report (no schema_version 1 and categories)")
