@@ -18,7 +18,11 @@ def gpus(ctx: Context) -> CheckResult:
             "gpus",
             f"no NVIDIA driver ({nvml.get('error')}); the {ctx.profile.name} profile needs none",
         )
-    dx = diagnose.container_without_gpu(ctx.data("environment"), nvml) or diagnose.no_driver(nvml)
+    # the environment facts (is this a container?) matter only when NVML found no driver
+    in_box = nvml.get("available") is False and diagnose.container_without_gpu(
+        ctx.data("environment"), nvml
+    )
+    dx = in_box or diagnose.no_driver(nvml)
     if dx:
         if ctx.gpu_expected:
             return failed(CAT, "gpus", "no usable NVIDIA GPU", dx.cause, dx.fix)

@@ -408,19 +408,22 @@ ASPECTS = {
 }
 
 
+# aspect -> its rule over one GPU: (idle facts, the NVML facts, its readings under load)
+RULES: dict[str, Callable[[dict[str, Any], dict[str, Any], dict[str, Any] | None], Verdict]] = {
+    "ecc": lambda h, nvml, loaded: judge_ecc(h, nvml.get("uptime_s"), loaded),
+    "retired_memory": lambda h, nvml, loaded: judge_retired_memory(h),
+    "clocks": lambda h, nvml, loaded: judge_clocks(h, loaded),
+    "pcie": lambda h, nvml, loaded: judge_pcie(h, loaded),
+    "persistence": lambda h, nvml, loaded: judge_persistence(h, nvml.get("system")),
+    "temperature_power": lambda h, nvml, loaded: judge_temperature_power(h, loaded),
+}
+
+
 def judge_aspect(
     aspect: str, h: dict[str, Any], nvml: dict[str, Any], loaded: dict[str, Any] | None
 ) -> Verdict:
     """One aspect of one GPU: ``h`` its idle facts, ``loaded`` its readings under load."""
-    rules: dict[str, Callable[[], Verdict]] = {
-        "ecc": lambda: judge_ecc(h, nvml.get("uptime_s"), loaded),
-        "retired_memory": lambda: judge_retired_memory(h),
-        "clocks": lambda: judge_clocks(h, loaded),
-        "pcie": lambda: judge_pcie(h, loaded),
-        "persistence": lambda: judge_persistence(h, nvml.get("system")),
-        "temperature_power": lambda: judge_temperature_power(h, loaded),
-    }
-    return rules[aspect]()
+    return RULES[aspect](h, nvml, loaded)
 
 
 def _uuid_key(uuid: Any) -> str:
@@ -452,18 +455,20 @@ def gpu_label(g: dict[str, Any]) -> str:
 
 
 def judge_machine(
-    nvml: dict[str, Any], load: dict[str, Any] | None = None
+    nvml: dict[str, Any],
+    load: dict[str, Any] | None = None,
+    aspects: tuple[str, ...] = tuple(ASPECTS),
 ) -> dict[str, list[tuple[dict[str, Any], Verdict]]]:
-    """aspect -> [(gpu, verdict)] for every GPU NVML lists."""
+    """aspect -> [(gpu, verdict)] for every GPU NVML lists (``aspects``: which to judge)."""
     loaded = loaded_by_uuid(load)
-    out: dict[str, list[tuple[dict[str, Any], Verdict]]] = {a: [] for a in ASPECTS}
+    out: dict[str, list[tuple[dict[str, Any], Verdict]]] = {a: [] for a in aspects}
     gpus = nvml.get("gpus") if isinstance(nvml.get("gpus"), list) else []
     for g in gpus:
         if not isinstance(g, dict):
             continue
         h = _dict(g.get("health"))
         ld = loaded.get(_uuid_key(g.get("uuid")))
-        for aspect in ASPECTS:
+        for aspect in aspects:
             if not h:
                 verdict = Verdict(Status.SKIP, "no health facts recorded")
             else:  # "health": the whole reading broke (envcheck.probes.nvml)
@@ -547,7 +552,7 @@ def load_facts(ctx: Context, start: bool = True) -> tuple[dict[str, Any] | None,
 def _check(ctx: Context, aspect: str, heavy: bool) -> CheckResult:
     nvml = ctx.data("nvml")
     load, why = load_facts(ctx, start=heavy)
-    result = aspect_result(aspect, judge_machine(nvml, load)[aspect])
+    result = aspect_result(aspect, judge_machine(nvml, load, (aspect,))[aspect])  # only its own
     if load is None:
         result.figures["not_under_load"] = why
     return result
