@@ -146,7 +146,8 @@ def render_summary(meta: dict[str, Any], steps: list[dict[str, Any]], seeds: lis
         lines += [
             "",
             "to 99% s counts the first step (cuDNN autotuning, cuBLAS handle creation), as the "
-            "README's benchmark table does; the column after it leaves the first step out.",
+            "benchmark table (docs/benchmark.md) does; the column after it leaves the first step "
+            "out.",
         ]
     lines += ["", *targets(seeds, meta.get("cold_verify_seconds"))]
     faults = [s for s in steps if s["expect"] == "fail" and s.get("failed_checks")]

@@ -14,9 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"
-# the page that holds the table (README kept as a name for callers written before the move)
+# the page that holds the table
 PAGE = ROOT / "docs" / "benchmark.md"
-README = PAGE
 BEGIN = "<!-- bench/mnist.py table: begin (regenerate: python bench/mnist.py --table) -->"
 END = "<!-- bench/mnist.py table: end -->"
 FRAMEWORK_LABEL = {"torch": "PyTorch", "tensorflow": "TensorFlow"}

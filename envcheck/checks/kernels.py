@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import diagnose
-from ..model import CheckResult, DeviceResult, Status, failed, not_run_message, passed, skipped
+from ..model import CheckResult, DeviceResult, Status, failed, passed, skipped
 from .registry import Context, register
 
 CAT = "kernels"
@@ -23,7 +23,8 @@ def no_gpu_failure(cat: str, name: str, framework: str) -> CheckResult:
     return failed(
         cat,
         name,
-        not_run_message("GPU expected but none usable"),
+        # literal (the troubleshooting docs quote it); starts with model.NOT_RUN_PREFIX
+        "not run: GPU expected but none usable",
         "running it on the CPU would hide the broken GPU setup",
         f"fix the devices.{framework} failure first",
     )

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import CheckResult, DeviceResult, Status, failed, passed, skipped
+from ..probes.p2p import ONE_GPU  # what the probe says of a one-GPU machine
 from .kernels import gpu_ready, no_gpu_failure
 from .registry import Context, register
 
 CAT = "distributed"
 NAME = "torch_p2p"
-ONE_GPU = "one GPU, nothing to compare"
 
 P2P_FIX = (
     "run jobs with NCCL_P2P_DISABLE=1 (NCCL then copies through host memory) until the "
