@@ -144,14 +144,10 @@ class LiveHost:
             outcome = self._in_process(spec.target, args)
         elif isolation == "shared" and self.shared:
             outcome = self._shared(name, spec.framework or "shared", spec.target, args, timeout)
-        elif isolation == "launcher":  # SIGTERM first: torchrun ends its ranks, then SIGKILL
-            outcome = run_probe(spec.target, args, timeout, self.extra_path,
-                                signal.SIGTERM, LAUNCHER_GRACE)  # fmt: skip
+        else:  # a process of its own; a launcher gets SIGTERM first (torchrun ends its ranks)
+            stop = (signal.SIGTERM, LAUNCHER_GRACE) if isolation == "launcher" else ()
+            outcome = run_probe(spec.target, args, timeout, self.extra_path, *stop)
             outcome.timing["start"] = max(0.0, outcome.seconds - sum(outcome.timing.values()))
-        else:
-            outcome = run_probe(spec.target, args, timeout, extra_path=self.extra_path)
-            spent = sum(outcome.timing.values())
-            outcome.timing["start"] = max(0.0, outcome.seconds - spent)
         outcome.isolation = isolation if isolation != "shared" or self.shared else "fresh"
         return outcome
 
