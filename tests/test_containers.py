@@ -205,11 +205,18 @@ def test_entrypoint_leaves_a_writable_home_and_set_caches_alone(tmp_path):
     reason="needs Linux sysfs (a folder no one can write in) and bash",
 )
 def test_entrypoint_passes_over_a_read_only_tmpdir(tmp_path):
-    # A TMPDIR from the host that is read-only in the container: the next writable folder.
-    done = run_entrypoint(tmp_path, {"HOME": str(READ_ONLY), "TMPDIR": str(READ_ONLY)}, *SHOW)
-    assert done.returncode == 0, done.stderr
-    xdg = done.stdout.strip().split("|")[1]
-    assert xdg and not xdg.startswith(str(READ_ONLY))
+    # A TMPDIR from the host that is read-only in the container: the next writable folder
+    # (/tmp here), whose envcheck-<uid> folder the test removes again if it made it
+    made = Path("/tmp", f"envcheck-{os.getuid()}")
+    existed = made.exists()
+    try:
+        done = run_entrypoint(tmp_path, {"HOME": str(READ_ONLY), "TMPDIR": str(READ_ONLY)}, *SHOW)
+        assert done.returncode == 0, done.stderr
+        xdg = done.stdout.strip().split("|")[1]
+        assert xdg and not xdg.startswith(str(READ_ONLY))
+    finally:
+        if not existed:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def test_entrypoint_runs_envcheck_info_without_a_command(tmp_path):
